@@ -1,0 +1,218 @@
+"""Start, limit, talk to and kill the submission's worker process (grading-process side).
+
+What the worker gets (see README, "What the grader enforces"):
+- its own process session and a fresh temporary working directory, removed afterwards;
+- a clean environment: no variable of the grading run (``PYTEST_*``, ``NBGRADER_*``, the reference's
+  path), ``PYTHON*`` ignored (``python -I``);
+- resource limits: address space (``memory_mb``), file size, no core dumps, a process count
+  (``RLIMIT_NPROC`` for an ordinary user; for root, which the kernel exempts, the grader counts the
+  worker's process group while it waits and kills the group past ``max_processes``);
+- a time limit on every request (soft: a signal in the worker; hard: the grader kills the process
+  group and every descendant a few seconds later).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import protocol
+
+ROOT = Path(__file__).resolve().parent.parent
+GRACE_S = 3.0  # time the soft limit gets to interrupt the student's code before the kill
+
+
+class WorkerDied(Exception):
+    """The worker process ended or stopped answering."""
+
+    def __init__(self, message: str, timed_out: bool = False):
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+def _become_subreaper() -> None:
+    """Orphaned descendants of the worker are re-parented to us, so we can find and kill them."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+class Worker:
+    def __init__(self, device: str = "cpu", memory_mb: int = 6144, max_processes: int = 64):
+        self.device = device
+        self.memory_mb = memory_mb
+        self.max_processes = max_processes
+        self.proc: subprocess.Popen | None = None
+        self.sock: socket.socket | None = None
+        self.workdir: Path | None = None
+        self.log_path: Path | None = None
+        _become_subreaper()
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def _limits(self) -> None:  # runs in the child between fork and exec
+        os.setsid()
+        mem = self.memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 20, 256 << 20))
+        # Root ignores RLIMIT_NPROC, and the interpreter may live where no other user can run it
+        # (/root/.pyenv), so the process count is also policed from outside: see _police().
+        resource.setrlimit(resource.RLIMIT_NPROC, (self.max_processes, self.max_processes))
+
+    def start(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="gptlab-worker-"))
+        self.log_path = self.workdir / "output.log"
+        parent, child = socket.socketpair()
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(self.workdir),
+            "TMPDIR": str(self.workdir),
+            "MPLBACKEND": "Agg",
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+            "LANG": "C.UTF-8",
+        }
+        for key in ("GPTLAB_DATA", "CUDA_VISIBLE_DEVICES"):
+            if key in os.environ:
+                env[key] = os.environ[key]
+        code = (
+            f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+            f"from autograder.worker import main; main({child.fileno()}, {self.device!r})"
+        )
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", code],
+                pass_fds=[child.fileno()],
+                cwd=self.workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=self._limits,
+            )
+        child.close()
+        self.sock = parent
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _descendants(self) -> list:
+        try:
+            import psutil
+
+            return psutil.Process(os.getpid()).children(recursive=True)
+        except Exception:  # noqa: BLE001 - psutil missing or the process table changed under us
+            return []
+
+    def kill(self) -> None:
+        """Kill the worker, its process group, and every process it left behind."""
+        if self.proc is not None:
+            for _ in range(3):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                for p in self._descendants():
+                    try:
+                        p.kill()
+                    except Exception:  # noqa: BLE001
+                        pass
+                try:
+                    self.proc.wait(timeout=2)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            # reap re-parented orphans
+            for p in self._descendants():
+                try:
+                    p.wait(timeout=0.5)
+                except Exception:  # noqa: BLE001
+                    pass
+        if self.sock is not None:
+            self.sock.close()
+        self.proc, self.sock = None, None
+
+    def close(self) -> None:
+        self.kill()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def output_tail(self, limit: int = 2000) -> str:
+        try:
+            data = self.log_path.read_bytes()[-limit:]
+        except (OSError, AttributeError):
+            return ""
+        return data.decode("utf-8", "replace")
+
+    def _police(self) -> None:
+        if self.proc is not None and _process_group_size(self.proc.pid) > self.max_processes:
+            self.kill()
+            raise WorkerDied(f"started more than {self.max_processes} processes (a fork bomb?) and was stopped")
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def request(self, message: dict, timeout: float) -> dict:
+        if not self.alive or self.sock is None:
+            self.kill()
+            self.start()
+        message = {**message, "timeout": timeout}
+        deadline = time.monotonic() + timeout + GRACE_S
+        try:
+            self.sock.settimeout(max(0.1, deadline - time.monotonic()))
+            protocol.send(self.sock, message)
+            while not select.select([self.sock], [], [], 0.05)[0]:
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+                self._police()
+            self.sock.settimeout(max(0.1, deadline - time.monotonic()))
+            answer = protocol.recv(self.sock)
+        except (socket.timeout, TimeoutError):
+            self.kill()
+            raise WorkerDied(f"did not finish within {timeout:g} s (the process was stopped)", timed_out=True)
+        except (EOFError, OSError) as exc:
+            code = self.proc.wait(timeout=5) if self.proc else None
+            self.kill()
+            raise WorkerDied(_describe_exit(code, exc)) from None
+        except protocol.ProtocolError as exc:
+            self.kill()
+            raise WorkerDied(f"sent back a malformed answer ({exc})") from None
+        return answer
+
+
+def _process_group_size(pgid: int) -> int:
+    count = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                count += os.getpgid(int(name)) == pgid
+            except OSError:
+                pass
+    return count
+
+
+def _describe_exit(code, exc) -> str:
+    if code is None:
+        return f"the submission's process stopped answering ({exc})"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        extra = " (a crash, e.g. a segmentation fault)" if name == "SIGSEGV" else ""
+        extra = " (killed: out of memory?)" if name == "SIGKILL" else extra
+        return f"the submission's process died with {name}{extra}"
+    return f"the submission's process exited with status {code} (sys.exit / os._exit in the submission?)"

@@ -1,0 +1,285 @@
+"""What a check holds: a submission it can ask to build objects and call methods.
+
+``RemoteSubmission`` runs the submission in a worker process (grading); ``LocalSubmission`` runs
+it in-process (the notebook's own check cells, and the trusted reference). Both answer with
+plain data (tensors copied, numbers, strings, containers) or ``Obj`` handles, so a check is
+written once for both.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from . import protocol
+from .executor import CellOutcome, run_cell
+from .loader import Program
+from .runtime import Runtime
+from .sandbox import Worker, WorkerDied
+
+# Per-request time limits (seconds). A correct reference answers every check request in well
+# under 0.5 s on a 2-core laptop CPU; the limits leave a slow machine (or a CUDA warm-up) 20x room.
+CALL_TIMEOUT_S = 10.0
+CELL_TIMEOUT_S = 20.0
+LOAD_BUDGET_S = 120.0
+
+
+class SubmissionFailure(Exception):
+    """The submission's code failed while a check ran (not the check's verdict itself)."""
+
+    def __init__(self, what: str, kind: str, message: str, traceback: str = ""):
+        super().__init__(f"{what}: {kind}: {message}")
+        self.what, self.kind, self.message, self.traceback = what, kind, message, traceback
+
+    @property
+    def not_implemented(self) -> bool:
+        return self.kind == "NotImplementedError"
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"tensor{tuple(value.shape)}" if value.dim() else f"tensor({value.item():g})"
+    if isinstance(value, Obj):
+        return value.what
+    if isinstance(value, str):
+        return repr(value) if len(value) < 30 else repr(value[:27] + "...")
+    if isinstance(value, (list, tuple)) and len(value) > 6:
+        return f"[{len(value)} items]"
+    return repr(value)
+
+
+def describe_call(name: str, args, kwargs) -> str:
+    parts = [_describe(a) for a in args] + [f"{k}={_describe(v)}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(parts)})"
+
+
+@dataclass
+class Obj:
+    """An object living in the submission's process."""
+
+    sub: "Submission"
+    handle: protocol.Handle
+    what: str  # how it was made, for messages: "Head(16, 4, 8)"
+
+    def _ask(self, op: str, what: str, **fields):
+        return self.sub._ask(op, what, target=self.handle, **fields)
+
+    def call(self, method: str | None, *args, _seed=None, _values=None, _timeout=None, **kwargs):
+        name = f"{self.what}.{method}" if method else self.what
+        return self._ask(
+            "call", describe_call(name, args, kwargs), method=method, args=list(args), kwargs=kwargs,
+            seed=_seed, values=_values, _timeout=_timeout,
+        )
+
+    def __call__(self, *args, **kwargs):
+        return self.call(None, *args, **kwargs)
+
+    def get(self, path: str):
+        return self._ask("get", f"{self.what}.{path}", path=path)
+
+    def set(self, path: str, value) -> None:
+        self._ask("set", f"setting {self.what}.{path}", path=path, value=value)
+
+    def state_dict(self) -> dict:
+        return self._ask("state_dict", f"{self.what}.state_dict()")
+
+    def load_state_dict(self, state: dict) -> None:
+        self._ask("load_state_dict", f"{self.what}.load_state_dict(...)", state=state)
+
+    def modules(self) -> list:
+        return self._ask("modules", f"{self.what}.named_modules()")
+
+    def attrs(self) -> dict:
+        return self._ask("attrs", f"vars({self.what})")
+
+    def eval(self):
+        self.call("eval")
+        return self
+
+    def train(self, mode: bool = True):
+        self.call("train", mode)
+        return self
+
+
+class Submission:
+    """Common interface; subclasses implement ``_request``."""
+
+    label = "submission"
+
+    def _request(self, message: dict, timeout: float) -> dict:
+        raise NotImplementedError
+
+    def _wrap(self, value, what: str):
+        if isinstance(value, protocol.Handle):
+            return Obj(self, value, what)
+        return value
+
+    def _ask(self, op: str, what: str, _timeout=None, **fields):
+        fields = {k: _encode_arg(v) for k, v in fields.items()}
+        answer = self._request({"op": op, **fields}, _timeout or CALL_TIMEOUT_S)
+        if type(answer) is not dict or "ok" not in answer:
+            raise SubmissionFailure(what, "ProtocolError", "malformed answer from the submission's process")
+        if not answer["ok"]:
+            err = answer.get("error") if type(answer.get("error")) is dict else {}
+            raise SubmissionFailure(
+                what, str(err.get("type", "Error"))[:60], str(err.get("message", ""))[:400],
+                str(err.get("traceback", ""))[:2000],
+            )
+        try:
+            value = protocol.from_jsonable(answer.get("value"))
+        except protocol.ProtocolError as exc:
+            raise SubmissionFailure(what, "ProtocolError", str(exc)) from None
+        return self._wrap(value, what)
+
+    # -- what checks call ------------------------------------------------------------------------
+
+    def names(self) -> dict:
+        return self._ask("names", "listing the submission's names")
+
+    def new(self, cls: str, *args, _seed: int = 0, _stubs=None, _values=None, _bypass_init=False, **kwargs) -> Obj:
+        what = describe_call(cls, args, kwargs)
+        return self._ask(
+            "new", what, cls=cls, args=list(args), kwargs=kwargs, seed=_seed, stubs=_stubs,
+            values=_values, bypass_init=_bypass_init,
+        )
+
+    def make(self, factory: str, *args, _seed: int = 0, **kwargs) -> Obj:
+        return self._ask("make", f"the grader's {factory}", factory=factory, args=list(args), kwargs=kwargs, seed=_seed)
+
+    def call(self, function: str, *args, _seed=None, _values=None, _timeout=None, **kwargs):
+        return self._ask(
+            "call", describe_call(function, args, kwargs), target=protocol.Global(function),
+            args=list(args), kwargs=kwargs, seed=_seed, values=_values, _timeout=_timeout,
+        )
+
+    def seed(self, seed: int) -> None:
+        self._ask("seed", "seeding", seed=seed)
+
+    def reset(self) -> None:
+        self._ask("reset", "resetting")
+
+
+def _encode_arg(value):
+    if isinstance(value, Obj):
+        return protocol.to_jsonable(value.handle)
+    if isinstance(value, (list, tuple)):
+        items = [v.handle if isinstance(v, Obj) else v for v in value]
+        return protocol.to_jsonable(type(value)(items))
+    if isinstance(value, dict):
+        return protocol.to_jsonable({k: (v.handle if isinstance(v, Obj) else v) for k, v in value.items()})
+    return protocol.to_jsonable(value)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class LocalSubmission(Submission):
+    """A namespace in this process: a notebook's globals, or the trusted reference."""
+
+    label = "local"
+
+    def __init__(self, namespace: dict | None = None, device: str = "cpu"):
+        self.runtime = Runtime(namespace, device=device)
+        self.load_report: list[CellOutcome] = []
+
+    @classmethod
+    def from_program(cls, program: Program, device: str = "cpu") -> "LocalSubmission":
+        import contextlib
+        import io
+
+        sub = cls(device=device)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            for cell in program.cells:
+                sub.load_report.append(run_cell(sub.runtime.ns, cell.number, cell.source, program.path.suffix == ".py"))
+        return sub
+
+    def _request(self, message: dict, timeout: float) -> dict:
+        # the JSON round trip gives local checks the same copies and handles as remote ones
+        answer = self.runtime.dispatch(message, timeout=None)
+        return protocol.loads(protocol.dumps(answer))
+
+
+@dataclass
+class LoadReport:
+    cells: list[CellOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class RemoteSubmission(Submission):
+    """The submission in its own worker process; restarted (and reloaded) after a crash or hang."""
+
+    label = "remote"
+
+    def __init__(self, program: Program, device: str = "cpu", memory_mb: int = 6144):
+        self.program = program
+        self.worker = Worker(device=device, memory_mb=memory_mb)
+        self.report = LoadReport(notes=list(program.skipped))
+        self.bad_cells: dict[int, CellOutcome] = {}  # cells that killed or hung the worker
+        self.loaded = False
+
+    def start(self) -> None:
+        """Start the worker early: it imports torch while the grading process collects checks."""
+        if self.worker.proc is None:
+            self.worker.start()
+
+    def _exec(self, cell) -> CellOutcome:
+        answer = self.worker.request(
+            {"op": "exec_cell", "number": cell.number, "source": cell.source,
+             "is_module": self.program.path.suffix == ".py"},
+            CELL_TIMEOUT_S,
+        )
+        if answer.get("ok"):
+            d = protocol.from_jsonable(answer.get("value"))
+            if isinstance(d, dict):
+                return CellOutcome(
+                    cell.number, bool(d.get("ok")), str(d.get("error_type", ""))[:60],
+                    str(d.get("message", ""))[:400], str(d.get("traceback", ""))[:2000],
+                )
+        err = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+        return CellOutcome(cell.number, False, str(err.get("type", "Error"))[:60], str(err.get("message", ""))[:400])
+
+    def load(self) -> LoadReport:
+        """Execute the submission's cells in a fresh worker. A cell that kills the worker or hangs
+        past its limit is dropped, and the load replayed without it, so the names defined by the
+        other cells are still there to grade."""
+        start = time.monotonic()
+        fresh = self.worker.alive and not self.loaded  # started early by start(), nothing run yet
+        while True:
+            if not fresh:
+                self.worker.kill()
+                self.worker.start()
+            fresh = False
+            outcomes, died = dict(self.bad_cells), False
+            for cell in self.program.cells:
+                if cell.number in self.bad_cells:
+                    continue
+                if time.monotonic() - start > LOAD_BUDGET_S:
+                    outcomes[cell.number] = CellOutcome(cell.number, False, "Timeout", "not run: the load time budget was spent")
+                    continue
+                try:
+                    outcomes[cell.number] = self._exec(cell)
+                except (WorkerDied, protocol.ProtocolError) as exc:
+                    self.bad_cells[cell.number] = CellOutcome(cell.number, False, "ProcessStopped", str(exc))
+                    died = True
+                    break
+            if not died:
+                break
+        self.loaded = True
+        self.report.cells = [outcomes[k] for k in sorted(outcomes)]
+        self.report.seconds += time.monotonic() - start
+        return self.report
+
+    def _request(self, message: dict, timeout: float) -> dict:
+        if not self.worker.alive or not self.loaded:
+            self.load()
+        try:
+            return self.worker.request(message, timeout)
+        except WorkerDied as exc:
+            kind = "Timeout" if exc.timed_out else "ProcessDied"
+            return {"ok": False, "error": {"type": kind, "message": str(exc)}}
+
+    def close(self) -> None:
+        self.worker.close()

@@ -1,0 +1,32 @@
+"""The submission's process: executes the submission and answers the grading process's requests.
+
+Started by ``sandbox.Worker`` as ``python -I -c ...`` in its own temporary directory, with its
+limits already set. It never decides a grade: it only runs code and returns plain data.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+
+def main(fd: int, device: str) -> None:
+    from . import protocol
+    from .runtime import Runtime
+
+    sock = socket.socket(fileno=fd)
+    sys.argv = ["submission"]
+    runtime = Runtime(device=device)
+    while True:
+        try:
+            request = protocol.recv(sock)
+        except (EOFError, OSError, protocol.ProtocolError):
+            os._exit(0)
+        answer = runtime.dispatch(request, timeout=request.get("timeout"))
+        try:
+            protocol.send(sock, answer)
+        except protocol.ProtocolError as exc:
+            protocol.send(sock, {"ok": False, "error": {"type": "OutputTooLarge", "message": str(exc)}})
+        except (OSError, ValueError, TypeError) as exc:
+            protocol.send(sock, {"ok": False, "error": {"type": "Unsendable", "message": str(exc)[:200]}})
