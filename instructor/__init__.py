@@ -1,0 +1,1 @@
+"""Instructor tools for gpt-lab (need the `instructor` extra: nbgrader)."""
