@@ -30,7 +30,7 @@ class Probe(nn.Module):
         return torch.tanh(self.lin(x))
 
     @staticmethod
-    def apply(state: dict, x: torch.Tensor, prefix: str = "") -> torch.Tensor:
+    def compute(state: dict, x: torch.Tensor, prefix: str = "") -> torch.Tensor:
         """The same map computed from a state dict, in the grading process."""
         return torch.tanh(F.linear(x, state[prefix + "lin.weight"], state[prefix + "lin.bias"]))
 
@@ -73,16 +73,12 @@ class ProbeBlock(Probe):
         return x + torch.tanh(self.lin(x))
 
     @staticmethod
-    def apply(state: dict, x: torch.Tensor, prefix: str = "") -> torch.Tensor:
-        return x + Probe.apply(state, x, prefix)
+    def compute(state: dict, x: torch.Tensor, prefix: str = "") -> torch.Tensor:
+        return x + Probe.compute(state, x, prefix)
 
 
-STUBS = {
-    "Head": ProbeHead,
-    "MultiHeadAttention": ProbeMultiHead,
-    "FeedForward": ProbeFeedForward,
-    "DecoderBlock": ProbeBlock,
-}
+# stand-ins by name, for ``Submission.new(..., _stubs={'Head': 'ProbeHead'})``
+STUBS = {cls.__name__: cls for cls in (ProbeHead, ProbeMultiHead, ProbeFeedForward, ProbeBlock)}
 
 # ---------------------------------------------------------------------------------------------
 # generate: a language model whose next-token distribution the grader knows exactly
@@ -120,7 +116,8 @@ def oracle_model(base: type, vocab_size: int, block_size: int, seed: int, shift:
             self.fed.append(idx.detach().to("cpu", copy=True))
             if idx.shape[1] > self.block_size:
                 raise ContextTooLong(
-                    f"the model was fed {idx.shape[1]} positions but its block_size is {self.block_size}"
+                    f"the model was fed {idx.shape[1]} positions but its block_size is {self.block_size}: "
+                    "crop the context to its last block_size tokens"
                 )
             logits = self.log_probs[idx] + 0 * self.anchor  # (B, T, V)
             loss = None

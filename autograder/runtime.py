@@ -71,8 +71,10 @@ class Runtime:
     @contextlib.contextmanager
     def patched(self, stubs: dict | None, values: dict | None):
         saved, missing = {}, object()
-        changes = {name: objects.STUBS[kind] for name, kind in (stubs or {}).items()}
-        changes.update(values or {})
+        stubs = protocol.from_jsonable(stubs) if stubs else {}
+        values = self._decode(values) if values else {}
+        changes = {name: objects.STUBS[kind] for name, kind in stubs.items()}
+        changes.update(values)
         for name, new in changes.items():
             saved[name] = self.ns.get(name, missing)
             self.ns[name] = new
@@ -135,6 +137,11 @@ class Runtime:
             torch.manual_seed(seed)
         with self.patched(None, values):
             return fn(*self._decode(list(args)), **self._decode(kwargs or {}))
+
+    def op_global(self, name):
+        if name not in self.ns:
+            raise NameError(f"name {name!r} is not defined")
+        return self.ns[name]
 
     def op_get(self, target, path):
         obj = self._decode(target)

@@ -154,6 +154,10 @@ class Submission:
             args=list(args), kwargs=kwargs, seed=_seed, values=_values, _timeout=_timeout,
         )
 
+    def get(self, name: str):
+        """The value of a name in the submission's namespace."""
+        return self._ask("global", name, name=name)
+
     def seed(self, seed: int) -> None:
         self._ask("seed", "seeding", seed=seed)
 

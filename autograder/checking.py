@@ -1,0 +1,138 @@
+"""Helpers for writing checks: verdicts that say what was expected, what came back, and why.
+
+A check is a plain function ``test_<part>_<property>(sub)`` (or ``(sub, ref)`` when it needs the
+reference). It raises ``CheckFailed`` with a message for the student; ``SubmissionFailure``
+(the submission's own code raised, hung or crashed) is turned into a message by the runner.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from hypothesis import HealthCheck, Phase, settings
+
+from .submission import Obj, SubmissionFailure
+
+# Derandomised: the same submission gets the same examples, so the same grade, on every run.
+settings.register_profile(
+    "grading",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=12,
+    print_blob=False,
+    phases=(Phase.explicit, Phase.generate),  # no shrinking: each failing example may cost a time-out
+    suppress_health_check=list(HealthCheck),
+)
+settings.load_profile("grading")
+
+PARTS = (
+    "tokenizer", "get_batch", "bigram", "head", "multihead", "feedforward",
+    "decoder_block", "gpt", "generate", "estimate_loss", "train", "quiz",
+)
+
+
+class CheckFailed(AssertionError):
+    """The submission ran but did the wrong thing."""
+
+
+def fail(message: str):
+    raise CheckFailed(message)
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+def need(sub, name: str, kind: str = "class") -> None:
+    """The submission defines ``name`` as a class / function."""
+    kinds = sub.names()
+    if name not in kinds:
+        fail(f"`{name}` is not defined: run its cell, and check the cells above it for errors")
+    if kinds[name] != kind:
+        fail(f"`{name}` should be a {kind}, but it is a {kinds[name]}")
+
+
+def shape_of(t) -> str:
+    return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
+
+
+def tensor(value, what: str, shape=None, dtype=None, finite: bool = True) -> torch.Tensor:
+    """``value`` must be a tensor of this shape and dtype (``None`` entries of ``shape`` are free)."""
+    if isinstance(value, Obj) or not isinstance(value, torch.Tensor):
+        kind = value.handle.type if isinstance(value, Obj) else type(value).__name__
+        fail(f"{what} should return a tensor, got a {kind}")
+    if shape is not None:
+        ok = len(value.shape) == len(shape) and all(e is None or e == g for e, g in zip(shape, value.shape))
+        if not ok:
+            want = "(" + ", ".join("*" if e is None else str(e) for e in shape) + ")"
+            fail(f"{what}: expected shape {want}, got {tuple(value.shape)}")
+    if dtype is not None and value.dtype != dtype:
+        fail(f"{what}: expected dtype {dtype}, got {value.dtype}")
+    if finite and value.is_floating_point() and not torch.isfinite(value).all():
+        fail(f"{what}: the result holds NaN or infinite values")
+    return value
+
+
+def close(got: torch.Tensor, expected: torch.Tensor, what: str, atol: float, rtol: float = 0.0, hint: str = "") -> None:
+    """Elementwise |got - expected| <= atol + rtol * |expected|, with the worst entry in the message."""
+    got = tensor(got, what, shape=tuple(expected.shape))
+    diff = (got.double() - expected.double()).abs()
+    bound = atol + rtol * expected.double().abs()
+    if not (diff <= bound).all():
+        worst = int((diff - bound).argmax())
+        index = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), expected.shape))
+        message = (
+            f"{what}: at index {index} expected {expected.flatten()[worst].item():.6g}, "
+            f"got {got.flatten()[worst].item():.6g} (max abs difference {diff.max().item():.3g})"
+        )
+        fail(message + (f". Hint: {hint}" if hint else ""))
+
+
+def number(value, what: str) -> float:
+    """A Python number (or a 0-d tensor) as a float."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        fail(f"{what} should be a number, got {type(value).__name__ if not isinstance(value, Obj) else value.handle.type}")
+    if not math.isfinite(value):
+        fail(f"{what} is {value}")
+    return float(value)
+
+
+def chi_square_p(observed: torch.Tensor, expected_probs: torch.Tensor) -> float:
+    """p-value of Pearson's chi-square goodness-of-fit test (categories with expected count > 0)."""
+    n = observed.sum()
+    expected = expected_probs.double() * n
+    keep = expected > 0
+    if (observed[~keep] > 0).any():
+        return 0.0
+    stat = ((observed.double()[keep] - expected[keep]) ** 2 / expected[keep]).sum()
+    dof = int(keep.sum()) - 1
+    if dof <= 0:
+        return 1.0
+    return float(torch.special.gammaincc(torch.tensor(dof / 2.0, dtype=torch.float64), stat / 2.0))
+
+
+def not_implemented(exc: BaseException) -> bool:
+    return isinstance(exc, SubmissionFailure) and exc.not_implemented
+
+
+def explain(exc: BaseException) -> str:
+    """The message a student reads for a check that did not pass."""
+    if isinstance(exc, CheckFailed):
+        return str(exc)
+    if isinstance(exc, SubmissionFailure):
+        if exc.not_implemented:
+            return f"not implemented yet ({exc.what} raised NotImplementedError)"
+        if exc.kind == "Timeout":
+            return f"{exc.what} {exc.message}: an infinite loop, or far too much work?"
+        if exc.kind in ("ProcessDied", "ProtocolError", "OutputTooLarge", "Unsendable"):
+            return f"{exc.what}: {exc.message}"
+        text = f"{exc.what} raised {exc.kind}: {exc.message}"
+        if exc.traceback:
+            text += "\n" + exc.traceback
+        return text
+    return f"the check could not run ({type(exc).__name__}: {str(exc)[:300]})"

@@ -1,0 +1,139 @@
+"""Scores from check outcomes: the rubric, the end-of-run table, and Gradescope's results.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+from .checking import PARTS
+
+HERE = Path(__file__).resolve().parent
+MANIFEST = HERE / "hidden_manifest.json"
+
+
+def load_rubric(path: Path | None = None) -> tuple[dict[str, Fraction], set[str]]:
+    with open(path or HERE / "rubric.toml", "rb") as f:
+        data = tomllib.load(f)
+    points = {part: Fraction(str(value)) for part, value in data.get("points", {}).items()}
+    unknown = set(points) - set(PARTS)
+    if unknown:
+        raise ValueError(f"rubric names unknown parts: {sorted(unknown)}")
+    return points, set(data.get("bonus", {}).get("parts", []))
+
+
+@dataclass
+class Outcome:
+    part: str
+    name: str  # the check's property, e.g. "causal mask"
+    nodeid: str
+    hidden: bool
+    status: str  # passed / failed / pending (a hidden check that runs at grading time)
+    message: str = ""
+
+
+@dataclass
+class PartScore:
+    part: str
+    points: Fraction
+    bonus: bool
+    outcomes: list[Outcome] = field(default_factory=list)
+    pending: int = 0  # hidden checks not present here
+
+    @property
+    def total(self) -> int:
+        return len(self.outcomes) + self.pending
+
+    @property
+    def passed(self) -> int:
+        return sum(o.status == "passed" for o in self.outcomes)
+
+    @property
+    def score(self) -> Fraction:
+        return self.points * self.passed / self.total if self.total else Fraction(0)
+
+    def check_points(self) -> Fraction:
+        return self.points / self.total if self.total else Fraction(0)
+
+    @property
+    def first_failure(self) -> str:
+        for o in self.outcomes:
+            if o.status == "failed":
+                return f"{o.name}: {o.message.splitlines()[0] if o.message else ''}"
+        return ""
+
+
+def score_parts(outcomes: list[Outcome], rubric: dict[str, Fraction], bonus: set[str], hidden_present: bool):
+    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+    parts = {p: PartScore(p, rubric.get(p, Fraction(0)), p in bonus) for p in PARTS if p in rubric}
+    for o in outcomes:
+        if o.part in parts:
+            parts[o.part].outcomes.append(o)
+    if not hidden_present:
+        for part, count in manifest.items():
+            if part in parts:
+                parts[part].pending += int(count)
+    return list(parts.values())
+
+
+def fmt(x: Fraction) -> str:
+    return f"{float(x):.2f}"
+
+
+def table(parts: list[PartScore]) -> str:
+    rows = [("part", "score", "max", "checks", "first failing check")]
+    for p in parts:
+        checks = f"{p.passed}/{len(p.outcomes)}" + (f" (+{p.pending} hidden)" if p.pending else "")
+        first = p.first_failure
+        rows.append((p.part + (" (bonus)" if p.bonus else ""), fmt(p.score), fmt(p.points), checks,
+                     first if len(first) <= 90 else first[:87] + "..."))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
+    score = sum((p.score for p in parts), Fraction(0))
+    maximum = sum((p.points for p in parts if not p.bonus), Fraction(0))
+    lines.insert(1, "-" * len(lines[0]))
+    lines.append("-" * len(lines[0]))
+    lines.append(f"total {fmt(score)} / {fmt(maximum)}")
+    return "\n".join(lines)
+
+
+def gradescope_json(parts: list[PartScore], extra_output: str = "") -> dict:
+    tests = []
+    for p in parts:
+        each = p.check_points()
+        for o in p.outcomes:
+            tests.append({
+                "name": f"{p.part}: {o.name}",
+                "score": round(float(each if o.status == "passed" else 0), 4),
+                "max_score": round(float(each), 4),
+                "status": "passed" if o.status == "passed" else "failed",
+                "output": o.message,
+                "tags": [p.part],
+                "visibility": "after_published" if o.hidden else "visible",
+            })
+    score = sum((p.score for p in parts), Fraction(0))
+    return {
+        "score": round(float(score), 4),
+        "output": extra_output,
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": tests,
+    }
+
+
+def write_json(path: str | os.PathLike, data: dict) -> None:
+    """Write atomically: a forged file already at ``path`` is replaced, never merged."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)

@@ -1,0 +1,141 @@
+"""Part head: one head of causal scaled dot-product self-attention.
+
+These visible checks test properties from the contract (shapes, causality, independence of batch
+elements, the attention weights, the scale), never the reference's numbers; the hidden checks
+compare with the reference through a weight transplant.
+"""
+
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from autograder.checking import close, expect, fail, need, tensor
+
+PART = "head"
+C, HS, BLOCK = 16, 8, 8
+
+
+def _head(sub, dropout=0.0, n_embd=C, head_size=HS, block=BLOCK, seed=0):
+    need(sub, "Head")
+    return sub.new("Head", n_embd, head_size, block, dropout, _seed=seed).eval()
+
+
+def test_head_structure(sub):
+    """key, query, value: Linear(n_embd, head_size, bias=False); tril: (block_size, block_size) buffer."""
+    state = _head(sub).state_dict()
+    for name in ("key", "query", "value"):
+        w = state.get(f"{name}.weight")
+        expect(w is not None, f"Head has no {name} layer (expected self.{name} = nn.Linear(n_embd, head_size, bias=False))")
+        expect(tuple(w.shape) == (HS, C), f"Head.{name}.weight: expected shape {(HS, C)}, got {tuple(w.shape)}")
+        expect(f"{name}.bias" not in state, f"Head.{name} should have no bias (bias=False)")
+    tril = state.get("tril")
+    expect(tril is not None and tuple(tril.shape) == (BLOCK, BLOCK),
+           f"expected a registered buffer tril of shape {(BLOCK, BLOCK)}, got "
+           f"{None if tril is None else tuple(tril.shape)}")
+
+
+@given(t=st.integers(1, BLOCK), b=st.integers(1, 3))
+def test_head_output_shape(sub, t, b):
+    """(B, T, n_embd) -> (B, T, head_size) for every T <= block_size."""
+    head = _head(sub)
+    x = torch.randn(b, t, C, generator=torch.Generator().manual_seed(t * 10 + b))
+    tensor(head(x), f"Head.forward(x of shape {(b, t, C)})", shape=(b, t, HS))
+
+
+@given(t=st.integers(2, BLOCK), cut=st.integers(0, BLOCK - 2), seed=st.integers(0, 10**6))
+def test_head_causal(sub, t, cut, seed):
+    """Changing the inputs after position ``cut`` leaves every output at positions <= cut exactly
+    unchanged (masked scores are exactly zero after the softmax, so no tolerance is needed)."""
+    cut = min(cut, t - 2)
+    head = _head(sub)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, t, C, generator=g)
+    x2 = x.clone()
+    x2[:, cut + 1 :] = torch.randn(2, t - cut - 1, C, generator=g)
+    a, b = head(x), head(x2)
+    a, b = tensor(a, "Head.forward", shape=(2, t, HS)), tensor(b, "Head.forward", shape=(2, t, HS))
+    if not torch.equal(a[:, : cut + 1], b[:, : cut + 1]):
+        pos = int((a[:, : cut + 1] != b[:, : cut + 1]).any(dim=(0, 2)).nonzero()[0])
+        fail(f"position {pos}'s output changed when only positions after {cut} changed: the mask lets a position "
+             "see the future. Hint: masked_fill(tril[:T, :T] == 0, float('-inf')) BEFORE the softmax, and keep its result")
+
+
+def test_head_batch_elements_independent(sub):
+    """Changing one batch element leaves the others' outputs unchanged (also in train mode with
+    dropout, with the same seed for both calls)."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 6, C, generator=g)
+    x2 = x.clone()
+    x2[1] = torch.randn(6, C, generator=g)
+    for dropout, mode in ((0.0, "eval"), (0.3, "train")):
+        head = _head(sub, dropout=dropout)
+        if mode == "train":
+            head.train()
+        a = tensor(head.call(None, x, _seed=9), "Head.forward", shape=(3, 6, HS))
+        b = tensor(head.call(None, x2, _seed=9), "Head.forward", shape=(3, 6, HS))
+        expect(torch.equal(a[0], b[0]) and torch.equal(a[2], b[2]),
+               f"in {mode} mode, changing batch element 1 changed the output of another batch element: "
+               "attention must stay within each sequence (batched matmul over (B, T, T), softmax over the last dim)")
+
+
+def _attention_probe(sub, scale_q=0.0):
+    """Weights that expose the attention matrix: value = [I | 0] and one-hot inputs, so
+    output[t] is row t of the attention weights; query = scale_q * [I | 0], key = [I | 0]."""
+    head = _head(sub)
+    state = head.state_dict()
+    eye = torch.zeros(HS, C)
+    eye[:, :HS] = torch.eye(HS)
+    state.update({"value.weight": eye, "key.weight": eye, "query.weight": scale_q * eye})
+    try:
+        head.load_state_dict(state)
+    except Exception as exc:
+        fail(f"Head's layers do not follow the contract (key, query, value, tril): {getattr(exc, 'message', exc)}")
+    T = 6
+    x = torch.zeros(1, T, C)
+    x[0, torch.arange(T), torch.arange(T)] = 1.0
+    return tensor(head(x), "Head.forward", shape=(1, T, HS))[0, :, :T]  # (T, T) attention weights
+
+
+def test_head_attention_rows_average_the_past(sub):
+    """With equal scores, position t averages positions 0..t: weights 1/(t+1) (atol 1e-6: float32)."""
+    wei = _attention_probe(sub, scale_q=0.0)
+    T = wei.shape[0]
+    expected = torch.tril(torch.ones(T, T)) / torch.arange(1, T + 1).unsqueeze(1)
+    close(wei, expected, "attention weights (read through an identity value layer)", atol=1e-6,
+          hint="each row must be a softmax over the keys (dim=-1) of the masked scores: weights >= 0, "
+               "zero on future positions, summing to 1")
+
+
+def test_head_scales_by_head_size(sub):
+    """Scores are scaled by head_size ** -0.5 (not n_embd ** -0.5): with one distinct score s on the
+    diagonal, the weight there is e^s / (e^s + t); s is recovered to 1e-3 (float32 rounding)."""
+    a = 2.0
+    wei = _attention_probe(sub, scale_q=a)
+    expected_s = a * HS**-0.5
+    for t in range(1, wei.shape[0]):
+        w = float(wei[t, t])
+        if not 0.0 < w < 1.0:
+            fail(f"attention weight of position {t} on itself is {w:.4g}: expected a softmax weight strictly between 0 and 1")
+        s = torch.log(torch.tensor(w * t / (1 - w), dtype=torch.float64)).item()
+        if abs(s - expected_s) > 1e-3:
+            guesses = {f"head_size ** -0.5 = {HS ** -0.5:.3f}": a * HS**-0.5, "no scaling": a,
+                       f"n_embd ** -0.5 = {C ** -0.5:.3f}": a * C**-0.5}
+            named = [k for k, v in guesses.items() if abs(v - s) < 1e-3]
+            fail(f"the scores are scaled by {s / a:.4f} (looks like {named[0] if named else 'something else'}); "
+                 f"expected head_size ** -0.5 = {HS ** -0.5:.4f}. Hint: wei = q @ k.transpose(-2, -1) * head_size ** -0.5")
+
+
+def test_head_dropout_only_in_train_mode(sub):
+    """With dropout 0.5: eval mode is deterministic and equals dropout 0; train mode drops weights."""
+    x = torch.randn(2, BLOCK, C, generator=torch.Generator().manual_seed(4))
+    plain = tensor(_head(sub, dropout=0.0, seed=5)(x), "Head.forward", shape=(2, BLOCK, HS))
+    head = _head(sub, dropout=0.5, seed=5)
+    a = head.call(None, x, _seed=1)
+    b = head.call(None, x, _seed=2)
+    expect(torch.equal(a, b) and torch.allclose(a, plain, atol=1e-6),
+           "in eval mode the output changed between calls or differs from dropout=0: use self.dropout = "
+           "nn.Dropout(dropout) (it is off in eval mode), not F.dropout(..., training=True)")
+    head.train()
+    c = head.call(None, x, _seed=1)
+    expect(not torch.allclose(c, plain, atol=1e-6), "in train mode with dropout 0.5 the output equals the "
+           "no-dropout output: apply self.dropout to the attention weights")
