@@ -74,7 +74,7 @@ class Grading:
             if not path.exists():
                 self._ref_error = f"no reference solution at {path}"
             else:
-                self._ref = LocalSubmission.from_program(loader.read_submission(path))
+                self._ref = LocalSubmission.from_program(loader.definitions_only(loader.read_submission(path)))
                 failed = [c for c in self._ref.load_report if not c.ok]
                 if failed:
                     self.notes.append(
@@ -91,7 +91,8 @@ def pytest_configure(config):
 
 
 def _part_of(item) -> str:
-    return getattr(item.module, "PART", "")
+    marker = item.get_closest_marker("part")
+    return marker.args[0] if marker else getattr(item.module, "PART", "")
 
 
 def pytest_collection_modifyitems(session, config, items):

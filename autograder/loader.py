@@ -10,6 +10,7 @@ Only reads and parses: nothing here runs the submission. Notebook rules:
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass, field
@@ -117,6 +118,40 @@ def read_module_cells(path: Path, text: str) -> Program:
         offset = text[: starts[number - 1]].count("\n")
         cells.append(Cell(number, "\n" * offset + piece))
     return Program(path, cells)
+
+
+_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
+
+
+def _is_definition(node: ast.stmt) -> bool:
+    if isinstance(node, _DEFINITIONS):
+        return True
+    if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+        try:
+            ast.literal_eval(node.value)
+            return True
+        except ValueError:
+            return False
+    return False
+
+
+def definitions_only(program: Program) -> Program:
+    """Keep only imports, functions, classes and literal assignments of each cell.
+
+    For the trusted reference: the grader needs its definitions, not its demos, and skipping
+    them saves seconds on every grading run. Never used on a submission, whose classes may
+    rely on anything its cells computed."""
+    cells = []
+    for cell in program.cells:
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            cells.append(cell)
+            continue
+        kept = [node for node in tree.body if _is_definition(node)]
+        if kept:
+            cells.append(Cell(cell.number, ast.unparse(ast.Module(body=kept, type_ignores=[]))))
+    return Program(program.path, cells, program.skipped)
 
 
 def find_submission(path: Path) -> Path:

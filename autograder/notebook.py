@@ -7,9 +7,13 @@ that an nbgrader test cell awards it. Checks that need the hidden reference run 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
+import warnings
 import inspect
 from fractions import Fraction
+from pathlib import Path
 
 from .checking import PARTS, explain
 from .report import load_rubric
@@ -22,26 +26,55 @@ class Score(float):
         return f"{float(self):.4g}"
 
 
-def _checks(part: str):
-    module = importlib.import_module(f"autograder.test_{part}")
+def _marks(fn, name: str):
+    return [m for m in getattr(fn, "pytestmark", []) if m.name == name]
+
+
+def _checks(part: str, hidden: bool):
+    """[(name, function, keyword arguments)] of a part's checks, parametrisations expanded."""
+    modules = [importlib.import_module(f"autograder.test_{part}")]
+    if hidden:
+        modules.append(importlib.import_module("autograder.hidden.test_hidden_reference"))
     found = []
-    for name, fn in vars(module).items():
-        if name.startswith(f"test_{part}_") and callable(fn):
-            params = inspect.signature(fn).parameters
-            if "ref" not in params:
-                found.append((name.removeprefix(f"test_{part}_").replace("_", " "), fn))
+    for module in modules:
+        for name, fn in vars(module).items():
+            if not (name.startswith(f"test_{part}_") and callable(fn)):
+                continue
+            marked = _marks(fn, "part")
+            if (marked[0].args[0] if marked else getattr(module, "PART", "")) != part:
+                continue
+            label = name.removeprefix(f"test_{part}_").replace("_", " ")
+            cases = [(label, {})]
+            for mark in _marks(fn, "parametrize"):
+                argname, values = mark.args[0], mark.args[1]
+                cases = [(f"{lab} [{v}]", {**kw, argname: v}) for lab, kw in cases for v in values]
+            found.extend((lab, fn, kw) for lab, kw in cases)
     return found
 
 
-def run_part(part: str, namespace: dict) -> tuple[list[tuple[str, str]], int]:
+def _reference():
+    import os
+
+    from .loader import definitions_only, read_submission
+    from .submission import LocalSubmission
+
+    path = Path(os.environ.get("GPTLAB_REFERENCE", Path(__file__).resolve().parent.parent / "solutions" / "gpt_lab.ipynb"))
+    return LocalSubmission.from_program(definitions_only(read_submission(path)))
+
+
+def run_part(part: str, namespace: dict, hidden: bool = False) -> tuple[list[tuple[str, str]], int]:
     """[(check name, "" if passed else message)], and the number of checks."""
     from .submission import LocalSubmission
 
     sub = LocalSubmission(namespace)
+    ref = _reference() if hidden else None
     results = []
-    for name, fn in _checks(part):
+    for name, fn, kwargs in _checks(part, hidden):
         try:
-            fn(sub)
+            if "ref" in inspect.signature(fn).parameters:
+                fn(sub, ref, **kwargs)
+            else:
+                fn(sub, **kwargs)
             results.append((name, ""))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message for the student
             while getattr(exc, "exceptions", None):  # hypothesis groups
@@ -52,15 +85,20 @@ def run_part(part: str, namespace: dict) -> tuple[list[tuple[str, str]], int]:
     return results, len(results)
 
 
-def check(part: str, namespace: dict) -> Score:
+def check(part: str, namespace: dict, hidden: bool = False) -> Score:
+    """Run a part's checks on the notebook's globals; ``hidden=True`` adds the checks that need
+    the reference (nbgrader's hidden test regions, at grading time)."""
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r}; parts are {', '.join(PARTS)}")
-    results, total = run_part(part, namespace)
+    # nbgrader gives 0 to a test cell that writes to stderr: keep warnings out of it
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        results, total = run_part(part, namespace, hidden)
     points = load_rubric()[0].get(part, Fraction(0))
     passed = sum(1 for _, message in results if not message)
     for name, message in results:
         print(f"  [{'PASS' if not message else 'FAIL'}] {part}: {name}" + (f"\n         {message}" if message else ""))
     score = points * passed / total if total else Fraction(0)
-    print(f"{part}: {passed}/{total} visible checks passed"
-          + ("" if passed < total else " (more checks run at grading time)"))
+    kind = "checks" if hidden else "visible checks"
+    print(f"{part}: {passed}/{total} {kind} passed" + ("" if hidden else " (hidden checks run at grading time)"))
     return Score(float(score))
