@@ -53,7 +53,13 @@ class Grading:
         self.submission_error: str | None = None
         self.sub: RemoteSubmission | None = None
         try:
-            self.sub = RemoteSubmission(loader.read_submission(self.path), device=device)
+            reference = Path(config.getoption("reference") or DEFAULT_REFERENCE).resolve()
+            out = config.getoption("grade_json")
+            readonly = [str(Path.cwd()), str(self.path.resolve().parent)]
+            if out:
+                readonly.append(str(Path(out).resolve().parent))
+            self.sub = RemoteSubmission(loader.read_submission(self.path), device=device,
+                                        hide=[str(reference)], readonly=readonly)
             self.sub.start()  # the worker imports torch while pytest collects
         except loader.SubmissionError as exc:
             self.submission_error = str(exc)
@@ -178,8 +184,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(f"note: cell {c.number} failed while loading: {c.error_type}: {c.message}")
         if len(bad) > 5:
             tr.write_line(f"note: {len(bad) - 5} more cells failed while loading")
-    for note in grading.notes:
-        tr.write_line(f"note: {note}")
+    for note in grading.notes + (grading.sub.report.notes if grading.sub is not None else []):
+        if not note.startswith("cell "):
+            tr.write_line(f"note: {note}")
     tr.write_line("")
     tr.write_line(report.table(parts))
     pending = sum(p.pending for p in parts)
@@ -195,14 +202,14 @@ def pytest_sessionfinish(session, exitstatus):
     grading: Grading = getattr(session.config, "_gptlab", None)
     if grading is None:
         return
+    if grading.sub is not None:  # first stop the submission and all it started, then write
+        grading.sub.close()
     parts = _results(grading)
     path = session.config.getoption("grade_json")
     if path:
         lines = [f"cell {c.number}: {c.error_type}: {c.message}" for c in
                  (grading.sub.report.cells if grading.sub and grading.sub.loaded else []) if not c.ok]
         report.write_json(path, report.gradescope_json(parts, "\n".join(grading.notes + lines[:20])))
-    if grading.sub is not None:
-        grading.sub.close()
     if exitstatus in (0, 1):  # keep pytest's own codes for usage errors and interrupts
         earned = all(p.passed == p.total for p in parts if p.points > 0)
         session.exitstatus = 0 if earned else 1

@@ -182,7 +182,7 @@ class Runtime:
         self._ids.clear()
 
     def op_ping(self):
-        return "pong"
+        return {"isolation": list(getattr(self, "isolation_notes", []))}
 
     # -- dispatch -------------------------------------------------------------------------------
 

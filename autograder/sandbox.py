@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import protocol
+from . import isolation, protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 GRACE_S = 3.0  # time the soft limit gets to interrupt the student's code before the kill
@@ -50,8 +50,13 @@ def _become_subreaper() -> None:
 
 
 class Worker:
-    def __init__(self, device: str = "cpu", memory_mb: int = 6144, max_processes: int = 64):
+    def __init__(self, device: str = "cpu", memory_mb: int = 6144, max_processes: int = 64,
+                 hide: list[str] | None = None, readonly: list[str] | None = None):
         self.device = device
+        self.hide = [str(ROOT / "solutions"), str(ROOT / "autograder" / "hidden"), *(hide or [])]
+        self.readonly = [str(ROOT), *(readonly or [])]
+        self.isolated = False
+        self._pid_ns: str | None = None
         self.memory_mb = memory_mb
         self.max_processes = max_processes
         self.proc: subprocess.Popen | None = None
@@ -68,9 +73,8 @@ class Worker:
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 20, 256 << 20))
-        # Root ignores RLIMIT_NPROC, and the interpreter may live where no other user can run it
-        # (/root/.pyenv), so the process count is also policed from outside: see _police().
-        resource.setrlimit(resource.RLIMIT_NPROC, (self.max_processes, self.max_processes))
+        # No RLIMIT_NPROC: it counts every thread of the user's (a student's browser included) and
+        # root ignores it; the process count is policed from outside instead (_police()).
 
     def start(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="gptlab-worker-"))
@@ -87,13 +91,16 @@ class Worker:
         for key in ("GPTLAB_DATA", "CUDA_VISIBLE_DEVICES"):
             if key in os.environ:
                 env[key] = os.environ[key]
+        prefix = isolation.unshare_prefix()
+        self.isolated = prefix is not None
+        confine = (self.hide, self.readonly) if self.isolated else None
         code = (
             f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
-            f"from autograder.worker import main; main({child.fileno()}, {self.device!r})"
+            f"from autograder.worker import main; main({child.fileno()}, {self.device!r}, {confine!r})"
         )
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", code],
+                [*(prefix or ()), sys.executable, "-I", "-c", code],
                 pass_fds=[child.fileno()],
                 cwd=self.workdir,
                 env=env,
@@ -118,6 +125,10 @@ class Worker:
             return []
 
     def kill(self) -> None:
+        self._pid_ns = None
+        self._kill()
+
+    def _kill(self) -> None:
         """Kill the worker, its process group, and every process it left behind."""
         if self.proc is not None:
             for _ in range(3):
@@ -159,9 +170,21 @@ class Worker:
         return data.decode("utf-8", "replace")
 
     def _police(self) -> None:
-        if self.proc is not None and _process_group_size(self.proc.pid) > self.max_processes:
+        if self.proc is not None and _process_count(self.proc.pid, self._namespace()) > self.max_processes:
             self.kill()
             raise WorkerDied(f"started more than {self.max_processes} processes (a fork bomb?) and was stopped")
+
+    def _namespace(self) -> str | None:
+        """The worker's PID namespace (the namespace of unshare's child), once it exists."""
+        if self.isolated and self._pid_ns is None and self.proc is not None:
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                    child = f.read().split()
+                if child:
+                    self._pid_ns = os.readlink(f"/proc/{child[0]}/ns/pid")
+            except OSError:
+                pass
+        return self._pid_ns
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -193,12 +216,14 @@ class Worker:
         return answer
 
 
-def _process_group_size(pgid: int) -> int:
+def _process_count(pgid: int, pid_ns: str | None) -> int:
+    """Processes in the worker's process group or PID namespace."""
     count = 0
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                count += os.getpgid(int(name)) == pgid
+                if os.getpgid(int(name)) == pgid or (pid_ns and os.readlink(f"/proc/{name}/ns/pid") == pid_ns):
+                    count += 1
             except OSError:
                 pass
     return count

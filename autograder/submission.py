@@ -217,9 +217,10 @@ class RemoteSubmission(Submission):
 
     label = "remote"
 
-    def __init__(self, program: Program, device: str = "cpu", memory_mb: int = 6144):
+    def __init__(self, program: Program, device: str = "cpu", memory_mb: int = 6144,
+                 hide: list[str] | None = None, readonly: list[str] | None = None):
         self.program = program
-        self.worker = Worker(device=device, memory_mb=memory_mb)
+        self.worker = Worker(device=device, memory_mb=memory_mb, hide=hide, readonly=readonly)
         self.report = LoadReport(notes=list(program.skipped))
         self.bad_cells: dict[int, CellOutcome] = {}  # cells that killed or hung the worker
         self.loaded = False
@@ -245,6 +246,16 @@ class RemoteSubmission(Submission):
         err = answer.get("error") if isinstance(answer.get("error"), dict) else {}
         return CellOutcome(cell.number, False, str(err.get("type", "Error"))[:60], str(err.get("message", ""))[:400])
 
+    def _isolation_notes(self) -> None:
+        try:
+            answer = self.worker.request({"op": "ping"}, CELL_TIMEOUT_S)
+            notes = protocol.from_jsonable(answer.get("value")).get("isolation", [])
+        except (WorkerDied, protocol.ProtocolError, AttributeError) as exc:
+            notes = [f"the worker did not start ({exc})"]
+        for note in notes:
+            if f"sandbox: {note}" not in self.report.notes:
+                self.report.notes.append(f"sandbox: {note}")
+
     def load(self) -> LoadReport:
         """Execute the submission's cells in a fresh worker. A cell that kills the worker or hangs
         past its limit is dropped, and the load replayed without it, so the names defined by the
@@ -256,6 +267,7 @@ class RemoteSubmission(Submission):
                 self.worker.kill()
                 self.worker.start()
             fresh = False
+            self._isolation_notes()
             outcomes, died = dict(self.bad_cells), False
             for cell in self.program.cells:
                 if cell.number in self.bad_cells:

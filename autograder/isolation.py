@@ -1,0 +1,101 @@
+"""Keep the reference solution and the hidden checks out of the worker's reach (Linux).
+
+Where Linux namespaces can be made (as root, or as any user where unprivileged user namespaces
+are allowed), the worker starts under ``unshare`` in new PID, mount, network and IPC namespaces:
+
+- it sees only its own processes (it is PID 1 there: it cannot signal or read the grading
+  process, and when it dies every process it started dies with it);
+- the reference's folder, ``autograder/hidden/`` and the folders the grader writes to are
+  covered by empty, read-only mounts or made read-only; the repository is read-only;
+- it has no network;
+- before any submission code runs it drops every capability and sets no_new_privs, so it cannot
+  undo those mounts.
+
+Where none of this is possible (macOS, Windows, a container without user namespaces), the worker
+runs as a plain child process and the run's report says so: the time, memory and process limits
+and the plain-data protocol still hold, but files readable by the grading user are readable by
+the submission. On a student laptop that is harmless (the handout holds no reference and no hidden
+check); on a grading server, run the grader where namespaces work (or as a user who cannot read
+the reference).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import shutil
+import subprocess
+
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+_BASE = ["--pid", "--fork", "--kill-child", "--mount-proc", "--net", "--ipc"]
+
+
+@functools.lru_cache(maxsize=1)
+def unshare_prefix() -> tuple[str, ...] | None:
+    """The command prefix that starts a process in new namespaces here, or None."""
+    exe = shutil.which("unshare")
+    if exe is None or not os.path.exists("/proc/self/ns/mnt"):
+        return None
+    candidates = [[exe, *_BASE]] if os.geteuid() == 0 else []
+    candidates.append([exe, "--user", "--map-root-user", *_BASE])
+    for prefix in candidates:
+        try:
+            ok = subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            ok = False
+        if ok:
+            return tuple(prefix)
+    return None
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _mount(libc, source, target, fstype, flags, data=None) -> None:
+    enc = lambda s: None if s is None else s.encode()  # noqa: E731
+    if libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
+        raise OSError(ctypes.get_errno(), f"mount {target}: {os.strerror(ctypes.get_errno())}")
+
+
+def confine(hide: list[str], readonly: list[str]) -> list[str]:
+    """Run inside the new namespaces, before any submission code. Returns notes on what failed."""
+    notes = []
+    libc = _libc()
+    try:
+        _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)
+    except OSError as exc:
+        return [f"could not make the mounts private ({exc}): the reference may be readable"]
+    for path in readonly:
+        if os.path.isdir(path):
+            try:
+                _mount(libc, path, path, None, _MS_BIND | _MS_REC)
+                _mount(libc, None, path, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID)
+            except OSError as exc:
+                notes.append(f"could not make {path} read-only ({exc})")
+    for path in hide:
+        try:
+            if os.path.isdir(path):
+                _mount(libc, "tmpfs", path, "tmpfs", _MS_RDONLY | _MS_NOSUID | _MS_NODEV, "size=4k,mode=0")
+            elif os.path.isfile(path):
+                _mount(libc, "/dev/null", path, None, _MS_BIND)
+        except OSError as exc:
+            notes.append(f"could not hide {path} ({exc})")
+    drop_capabilities(libc)
+    return notes
+
+
+def drop_capabilities(libc=None) -> None:
+    libc = libc or _libc()
+    for cap in range(64):
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP (fails quietly past the last capability)
+    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    libc.capset(ctypes.byref(Header(0x20080522, 0)), ctypes.byref((Data * 2)()))  # _LINUX_CAPABILITY_VERSION_3
