@@ -103,7 +103,7 @@ def _part_of(item) -> str:
 
 def pytest_collection_modifyitems(session, config, items):
     order = {p: i for i, p in enumerate(PARTS)}
-    items.sort(key=lambda it: order.get(_part_of(it), len(order)))
+    items.sort(key=lambda it: (order.get(_part_of(it), len(order)), "hidden" in Path(str(it.fspath)).parts))
 
 
 @pytest.fixture

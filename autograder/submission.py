@@ -108,7 +108,7 @@ class Submission:
 
     label = "submission"
 
-    def _request(self, message: dict, timeout: float) -> dict:
+    def _request(self, message: dict, timeout: float, key: str | None = None) -> dict:
         raise NotImplementedError
 
     def _wrap(self, value, what: str):
@@ -117,8 +117,9 @@ class Submission:
         return value
 
     def _ask(self, op: str, what: str, _timeout=None, **fields):
+        key = _callable_key(op, fields)
         fields = {k: _encode_arg(v) for k, v in fields.items()}
-        answer = self._request({"op": op, **fields}, _timeout or CALL_TIMEOUT_S)
+        answer = self._request({"op": op, **fields}, _timeout or CALL_TIMEOUT_S, key)
         if type(answer) is not dict or "ok" not in answer:
             raise SubmissionFailure(what, "ProtocolError", "malformed answer from the submission's process")
         if not answer["ok"]:
@@ -165,6 +166,21 @@ class Submission:
         self._ask("reset", "resetting")
 
 
+def _callable_key(op: str, fields: dict) -> str | None:
+    """Which piece of submission code a request runs ("Head.forward", "train", "Head()")."""
+    if op == "new":
+        return f"{fields.get('cls')}()"
+    if op == "call":
+        target = fields.get("target")
+        if isinstance(target, Obj):
+            target = target.handle
+        if isinstance(target, protocol.Handle):
+            return f"{target.type}.{fields.get('method') or 'forward'}"
+        if isinstance(target, protocol.Global):
+            return target.name
+    return None
+
+
 def _encode_arg(value):
     if isinstance(value, Obj):
         return protocol.to_jsonable(value.handle)
@@ -199,7 +215,7 @@ class LocalSubmission(Submission):
                 sub.load_report.append(run_cell(sub.runtime.ns, cell.number, cell.source, program.path.suffix == ".py"))
         return sub
 
-    def _request(self, message: dict, timeout: float) -> dict:
+    def _request(self, message: dict, timeout: float, key: str | None = None) -> dict:
         # the JSON round trip gives local checks the same copies and handles as remote ones
         answer = self.runtime.dispatch(message, timeout=None)
         return protocol.loads(protocol.dumps(answer))
@@ -224,6 +240,7 @@ class RemoteSubmission(Submission):
         self.report = LoadReport(notes=list(program.skipped))
         self.bad_cells: dict[int, CellOutcome] = {}  # cells that killed or hung the worker
         self.loaded = False
+        self.hung: dict[str, str] = {}  # code that ran past its limit once: not run again
 
     def start(self) -> None:
         """Start the worker early: it imports torch while the grading process collects checks."""
@@ -288,14 +305,21 @@ class RemoteSubmission(Submission):
         self.report.seconds += time.monotonic() - start
         return self.report
 
-    def _request(self, message: dict, timeout: float) -> dict:
+    def _request(self, message: dict, timeout: float, key: str | None = None) -> dict:
+        if key is not None and key in self.hung:
+            # a second run of code that already hung would only spend the time budget again
+            return {"ok": False, "error": {"type": "Timeout", "message": f"was not run again: {key} {self.hung[key]}"}}
         if not self.worker.alive or not self.loaded:
             self.load()
         try:
-            return self.worker.request(message, timeout)
+            answer = self.worker.request(message, timeout)
         except WorkerDied as exc:
             kind = "Timeout" if exc.timed_out else "ProcessDied"
-            return {"ok": False, "error": {"type": kind, "message": str(exc)}}
+            answer = {"ok": False, "error": {"type": kind, "message": str(exc)}}
+        err = answer.get("error") if isinstance(answer, dict) else None
+        if key is not None and isinstance(err, dict) and err.get("type") == "Timeout":
+            self.hung[key] = f"ran past its time limit in an earlier check ({err.get('message')})"
+        return answer
 
     def close(self) -> None:
         self.worker.close()
