@@ -212,6 +212,7 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
         if reference is not None:
             cmd += ["--reference", str(Path(reference).resolve())]
         env = {**os.environ, "TMPDIR": str(work), "PYTHONDONTWRITEBYTECODE": "1"}
+        env.setdefault("OMP_NUM_THREADS", "1")  # several graders share the cores: no oversubscription
         log_path = work / "pytest.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=log,

@@ -1,0 +1,122 @@
+"""Shared test helpers: the reference notebook, edits of it (tests/bank), and one batched grading
+run of every edit the session's tests need (``bank_grades``)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO / "solutions" / "gpt_lab.ipynb"
+ASSIGNMENT = REPO / "assignment" / "gpt_lab.ipynb"
+
+# ids in the bank batch that are not edits (upper case: edit ids are lower case)
+REF_ID, REF_AGAIN_ID, ASSIGNMENT_ID = "REFERENCE", "REFERENCE_AGAIN", "ASSIGNMENT"
+BANK_JOBS = 2
+# GPTLAB_BANK=full also grades the extra mutants and alternatives of tests/bank (about twice the time)
+FULL_BANK = os.environ.get("GPTLAB_BANK", "") == "full"
+
+
+class EditError(Exception):
+    pass
+
+
+def read_reference() -> nbformat.NotebookNode:
+    return nbformat.read(REFERENCE, as_version=4)
+
+
+def code_cell(nb, grade_id: str):
+    cells = [c for c in nb.cells if c.cell_type == "code"
+             and (c.metadata.get("nbgrader") or {}).get("grade_id") == grade_id]
+    if len(cells) != 1:
+        raise EditError(f"expected one code cell with grade_id {grade_id!r}, found {len(cells)}")
+    return cells[0]
+
+
+def apply_edit(nb, edit) -> nbformat.NotebookNode:
+    """A copy of nb with ``edit.old`` replaced by ``edit.new`` in the cell ``edit.cell_grade_id``;
+    ``old`` must occur there exactly once."""
+    nb = copy.deepcopy(nb)
+    cell = code_cell(nb, edit.cell_grade_id)
+    count = cell.source.count(edit.old)
+    if count != 1:
+        raise EditError(f"edit {edit.id}: {edit.old!r} occurs {count} times in cell {edit.cell_grade_id}, expected once")
+    cell.source = cell.source.replace(edit.old, edit.new)
+    for c in nb.cells:  # a mutant's notebook carries no stale outputs
+        if c.cell_type == "code":
+            c.outputs, c.execution_count = [], None
+    return nb
+
+
+def write_edit(edit, folder: Path, reference=None) -> Path:
+    nb = apply_edit(reference if reference is not None else read_reference(), edit)
+    folder = Path(folder) / edit.id
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "gpt_lab.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def same(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=0, abs_tol=1e-6)
+
+
+def failures(result: dict, part: str | None = None, limit: int = 3) -> str:
+    """The grader's messages for the failed checks (of one part), for assertion messages."""
+    import json
+
+    try:
+        data = json.loads(Path(result["json"]).read_text())
+    except (OSError, ValueError, KeyError):
+        return result.get("message", "")
+    lines = [f"{t['name']}: {str(t.get('output', '')).splitlines()[0] if t.get('output') else ''}"
+             for t in data.get("tests", [])
+             if t.get("status") != "passed" and (part is None or (t.get("tags") or [""])[0] == part)]
+    more = f" (+{len(lines) - limit} more)" if len(lines) > limit else ""
+    return "; ".join(lines[:limit]) + more or result.get("message", "")
+
+
+def _collected_edits(session, name: str, param: str) -> list:
+    out, seen = [], set()
+    for item in session.items:
+        if Path(str(item.fspath)).name != name:
+            continue
+        edit = getattr(item, "callspec", None) and item.callspec.params.get(param)
+        if edit is not None and edit.id not in seen:
+            seen.add(edit.id)
+            out.append(edit)
+    return out
+
+
+@pytest.fixture(scope="session")
+def bank_grades(request, tmp_path_factory):
+    """Grade, in ONE grade_many batch (jobs=2): the reference (twice, as two students), the
+    untouched assignment, and every mutant / alternative whose test this session runs.
+    Returns {"results": student -> result, "edit_errors": edit id -> message, "out": out dir}."""
+    from instructor.grade_class import grade_many
+
+    edits = (_collected_edits(request.session, "test_mutants.py", "mutant")
+             + _collected_edits(request.session, "test_alternatives.py", "alternative"))
+    root = tmp_path_factory.mktemp("bank")
+    subs = root / "submissions"
+    paths: dict[str, Path] = {}
+    for sid in (REF_ID, REF_AGAIN_ID):  # the same file under the same name, in two folders
+        (subs / sid).mkdir(parents=True)
+        paths[sid] = Path(shutil.copy(REFERENCE, subs / sid / "gpt_lab.ipynb"))
+    (subs / ASSIGNMENT_ID).mkdir()
+    paths[ASSIGNMENT_ID] = Path(shutil.copy(ASSIGNMENT, subs / ASSIGNMENT_ID / "gpt_lab.ipynb"))
+    reference = read_reference()
+    edit_errors = {}
+    for edit in edits:
+        try:
+            paths[edit.id] = write_edit(edit, subs, reference)
+        except EditError as exc:
+            edit_errors[edit.id] = str(exc)
+    results = grade_many(paths, root / "out", jobs=BANK_JOBS, timeout=300)
+    return {"results": results, "edit_errors": edit_errors, "out": root / "out"}

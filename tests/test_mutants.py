@@ -1,0 +1,69 @@
+"""Every mutant of the reference (tests/bank/mutants.py) loses points in its own part and only
+there; the reference gets full marks, the untouched assignment none, and grading is repeatable.
+
+The whole bank is graded once per session, in one batch (``bank_grades`` in conftest.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.bank.mutants import ALL_MUTANTS, MUTANTS
+from tests.conftest import FULL_BANK, ASSIGNMENT_ID, REF_AGAIN_ID, REF_ID, failures, same
+
+
+@pytest.fixture(scope="session")
+def reference(bank_grades):
+    ref = bank_grades["results"][REF_ID]
+    assert ref["status"] == "ok", f"the reference could not be graded: {ref['message']}"
+    return ref
+
+
+_BANK = ALL_MUTANTS if FULL_BANK else MUTANTS
+
+
+@pytest.mark.parametrize("mutant", _BANK, ids=[m.id for m in _BANK])
+def test_mutant_loses_points_only_in_its_part(bank_grades, reference, mutant):
+    assert mutant.id not in bank_grades["edit_errors"], bank_grades["edit_errors"].get(mutant.id)
+    assert mutant.part in reference["parts"], f"mutant {mutant.id}: unknown part {mutant.part!r}"
+    r = bank_grades["results"][mutant.id]
+    assert r["status"] == "ok", f"mutant {mutant.id} ({mutant.why}) was not graded: {r['status']}: {r['message']}"
+    wrong = [p for p in reference["parts"] if p != mutant.part and not same(r["parts"][p], reference["parts"][p])]
+    assert not wrong, (
+        f"mutant {mutant.id} ({mutant.why}) lost points in {', '.join(wrong)}, expected only in {mutant.part}: "
+        + " | ".join(f"{p} {r['parts'][p]:g}/{reference['parts'][p]:g}: {failures(r, p)}" for p in wrong))
+    assert r["parts"][mutant.part] < reference["parts"][mutant.part] - 1e-9, (
+        f"mutant {mutant.id} was not caught by part {mutant.part} ({mutant.why}): "
+        f"{r['parts'][mutant.part]:g}/{reference['parts'][mutant.part]:g}")
+
+
+def test_reference_gets_full_marks(bank_grades, reference):
+    import json
+
+    data = json.loads(Path(reference["json"]).read_text())
+    failed = [t["name"] for t in data["tests"] if t["status"] != "passed"]
+    assert not failed, f"the reference failed: {failed}: {failures(reference)}"
+    assert data["tests"], "the reference's results.json lists no checks"
+    for part, score in reference["parts"].items():
+        assert same(score, reference["max"][part]) and score > 0, f"reference: {part} {score}/{reference['max'][part]}"
+
+
+def test_assignment_scores_zero_and_says_not_implemented(bank_grades, reference):
+    import json
+
+    r = bank_grades["results"][ASSIGNMENT_ID]
+    assert r["status"] == "ok", r["message"]
+    assert r["total"] == 0, f"the untouched assignment scored {r['total']}: {r['parts']}"
+    assert all(v == 0 for v in r["parts"].values()), r["parts"]
+    assert r["max"] == reference["max"], "the assignment is graded on other checks than the reference"
+    data = json.loads(Path(r["json"]).read_text())
+    silent = [t["name"] for t in data["tests"] if "not implemented yet" not in t["output"]]
+    assert not silent, f"checks of the untouched assignment that do not say 'not implemented yet': {silent}"
+
+
+def test_grading_is_repeatable(bank_grades):
+    a, b = (bank_grades["results"][s] for s in (REF_ID, REF_AGAIN_ID))
+    assert Path(a["json"]).read_bytes() == Path(b["json"]).read_bytes(), \
+        "grading the same submission twice gave different results.json files"
