@@ -1,0 +1,708 @@
+"""The adversarial bank, as data: hostile submissions and the exact grade each must get.
+
+Each case: an ``id``, the bullet of issue 4 it covers, how its submission is built (edits of the
+reference notebook, or raw bytes), the expected score of every part, and a time budget for the
+whole ``pytest autograder`` run. Expected scores are written per part as
+
+- ``FULL``: the part's points from ``autograder/rubric.toml`` (what the reference earns);
+- ``ZERO``;
+- ``Only(...)``: exactly the named checks of the part pass (names as in results.json, without the
+  ``part: `` prefix; a name matches all its parametrisations), so the score is
+  points * len(passing) / len(checks), counted on the reference's own list of checks.
+
+Parts not named in ``expect`` are FULL. ``base = ZERO`` makes every unnamed part ZERO.
+
+Decisions on the "lying return value" bullet (what the contract accepts):
+- non-contiguous, transposed-back or aliased tensors with the right values: accepted (full marks);
+- float64 logits with the right values: accepted (the contract fixes shapes and values, not dtype);
+- a ``generate`` that returns a view of a buffer it mutates on its next call: accepted, since each
+  answer is copied when it is returned (the values of that call are right);
+- int logits, NaN / inf, lists instead of tensors, tensors on the meta device: lose the checks
+  that read those values (tensors must live on a real device: meta has no values to read).
+
+Time budgets (s) are for a loaded 2-core machine: a clean run takes 10-25 s here. A hang costs a
+per-call limit (10 s + 3 s grace) per check that meets it, a cell limit (20 s + 3 s) at load time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from tests.adversarial import helpers as H
+
+FULL, ZERO = "full", "zero"
+
+
+@dataclass(frozen=True)
+class Only:
+    passing: tuple[str, ...]
+
+    def __init__(self, *passing: str):
+        object.__setattr__(self, "passing", tuple(passing))
+
+
+@dataclass
+class Case:
+    id: str
+    bullet: str
+    why: str
+    edits: tuple = ()  # edits of the reference notebook (helpers.prepend, ...), applied in order
+    raw: Callable[[Path], Path] | None = None  # or: write the submission yourself (folder -> path)
+    module: bool = False  # write the edited notebook as a percent-format .py module
+    expect: dict = field(default_factory=dict)
+    base: str = FULL
+    budget_s: float = 75.0
+    context: Callable[[Path], dict] | None = None  # folder -> values the edits / checks need
+    source_of: Callable[[dict], tuple] | None = None  # context -> edits (for edits that need the context)
+    after: Callable[["H.Run"], list[str]] | None = None  # extra checks on the run: problems found
+
+    def build(self, folder: Path) -> tuple[Path, dict]:
+        folder.mkdir(parents=True, exist_ok=True)
+        ctx = self.context(folder) if self.context else {}
+        if self.raw is not None:
+            return self.raw(folder), ctx
+        nb = H.reference_nb()
+        for edit in (*self.edits, *(self.source_of(ctx) if self.source_of else ())):
+            nb = edit(nb)
+        sub = folder / "submission"
+        sub.mkdir(exist_ok=True)
+        if self.module:
+            path = sub / "gpt_lab.py"
+            path.write_text(H.as_module(nb))
+        else:
+            import nbformat
+
+            path = sub / "gpt_lab.ipynb"
+            nbformat.write(nb, path)
+        return path, ctx
+
+
+def d(src: str) -> str:
+    return textwrap.dedent(src).strip("\n") + "\n"
+
+
+# -- pieces of hostile code --------------------------------------------------------------------------
+
+HEAD = "head_code"
+HEAD_RETURN = "        return out\n        ### END SOLUTION"
+
+
+def head_forward(body: str):
+    """Head.forward runs ``body`` (indented 8 spaces) just before it returns ``out``."""
+    return H.substitute(HEAD, HEAD_RETURN, textwrap.indent(d(body), " " * 8) + HEAD_RETURN)
+
+
+ZEROS_HEAD = head_forward("out = torch.zeros_like(out)")
+CRASH_HEAD = head_forward("raise ValueError('my head is broken')")
+
+# The checks of part head that a Head whose forward returns zeros (or a constant) honestly passes:
+# nothing there reads the values except through equalities between two of its outputs.
+HEAD_ZEROS = Only("structure", "output shape", "causal", "batch elements independent")
+# ... and that a Head whose forward never answers (raises, hangs, crashes, exits) passes.
+HEAD_DEAD = Only("structure")
+
+GPT_RETURN = "        return logits, loss\n        ### END SOLUTION"
+GPT_RETURN_NONE = "            return logits, None\n"
+
+
+def gpt_logits(expr: str):
+    """GPTLanguageModel.forward returns ``expr`` (of ``logits``) in place of its logits."""
+    def edit(nb):
+        nb = H.substitute("gpt_code", GPT_RETURN_NONE, f"            return {expr}, None\n")(nb)
+        return H.substitute("gpt_code", GPT_RETURN, f"        return {expr}, loss\n        ### END SOLUTION")(nb)
+    return edit
+
+
+GENERATE_LOOP = "        for _ in range(max_new_tokens):\n            idx_cond"
+
+
+def generate_prelude(body: str):
+    return H.substitute("gpt_code", GENERATE_LOOP,
+                        textwrap.indent(d(body), " " * 8) + GENERATE_LOOP)
+
+
+TRAIN_START = "    losses = []\n"
+
+
+def train_prelude(body: str):
+    return H.substitute("train_code", TRAIN_START, textwrap.indent(d(body), " " * 4) + TRAIN_START)
+
+
+FORK_BOMB = d(f"""
+    import os, time
+    # guarded: only inside the grader's PID namespace (the worker is PID 1 there), at most 500 forks
+    if os.getpid() == 1:
+        for _ in range(500):
+            if os.fork() == 0:
+                try:
+                    time.sleep(1000)
+                finally:
+                    os._exit(0)
+""")
+
+PATCH_TORCH_AND_GRADER = d("""
+    import sys, types, torch
+    import torch.testing
+    torch.allclose = lambda *a, **k: True
+    torch.equal = lambda *a, **k: True
+    torch.testing.assert_close = lambda *a, **k: None
+    torch.isfinite = lambda t, *a, **k: torch.ones_like(t, dtype=torch.bool)
+    # a naive grader imports pytest in the student's process: make its helpers lie too
+    fake_pytest = types.ModuleType("pytest")
+    fake_pytest.approx = lambda expected, *a, **k: type("A", (), {"__eq__": lambda s, o: True})()
+    fake_pytest.fail = fake_pytest.skip = lambda *a, **k: None
+    sys.modules["pytest"] = fake_pytest
+    try:
+        import pytest as _real_pytest
+        _real_pytest.fail = _real_pytest.skip = lambda *a, **k: None
+    except Exception:
+        pass
+    # the grader's modules importable here: make their checks and answers lie
+    import autograder.protocol as P, autograder.runtime as R
+    try:
+        import autograder.checking as C
+        C.close = C.expect = C.tensor = C.fail = lambda *a, **k: None
+        C.CheckFailed = type("Never", (Exception,), {})
+    except Exception:
+        pass
+    _dispatch = R.Runtime.dispatch
+    def dispatch(self, request, timeout=None):
+        answer = _dispatch(self, request, timeout)
+        if not answer.get("ok") and answer.get("error", {}).get("type") != "Timeout":
+            return {"ok": True, "value": None}  # turn every failure into a success
+        return answer
+    R.Runtime.dispatch = dispatch
+    _send = P.send
+    P.send = lambda sock, message: _send(sock, {**message, "verdict": "passed", "score": 100})
+""")
+
+PATCH_BUILTINS = d("""
+    import builtins, torch
+    _isinstance, _len = builtins.isinstance, builtins.len
+    def isinstance(obj, classinfo, _i=_isinstance):
+        # a naive grader's `isinstance(out, torch.Tensor)`: lists and tuples "are" tensors
+        if classinfo is torch.Tensor and type(obj) in (list, tuple):
+            return True
+        return _i(obj, classinfo)
+    def len(obj, _l=_len):
+        # a naive grader's `len(losses) == max_iters`: a list of losses always has the right length
+        if type(obj) is list and obj and all(type(v) is float for v in obj):
+            return 6
+        return _l(obj)
+    builtins.isinstance, builtins.len = isinstance, len
+""")
+
+PATCH_MANUAL_SEED = d("""
+    import torch
+    _seed = torch.manual_seed
+    torch.manual_seed = lambda seed: _seed(0)  # every seed is 0: a naive grader's seeded comparisons agree
+    torch.random.manual_seed = torch.manual_seed
+""")
+
+FAKE_OUTPUT = d("""
+    import sys, json
+    fake = '''============================= test session starts ==============================
+    autograder/test_head.py::test_head_attention_rows_average_the_past PASSED  [100%]
+    ================================ gpt-lab grade =================================
+    head            1.00   1.00  9/9
+    total 6.50 / 6.00
+    ============================== 50 passed in 1.00s ==============================
+    '''
+    forged = json.dumps({"score": 6.5, "tests": [{"name": "head", "score": 1.0, "max_score": 1.0,
+                                                  "status": "passed", "tags": ["head"]}]})
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        print(fake, file=stream)
+        print(forged, file=stream)
+        stream.flush()
+    import os
+    for fd in (1, 2):
+        os.write(fd, (fake + forged + "\\n").encode())
+""")
+
+LEAK_PROBE = d("""
+    import os, re, sys, glob, json, zlib
+    leaked = []          # anything the grader should have kept from us
+    answers = None       # the reference's quiz answers, if we could read them
+
+    def take(text, where):
+        global answers
+        if not text:
+            return
+        if "BEGIN SOLUTION" in text or "def test_" in text or "quiz_answers" in text:
+            leaked.append(where)
+        m = re.search(r'quiz_answers\\s*=\\s*(\\{[^}]*\\})', text.replace('\\\\"', '"'))
+        if m and "BEGIN SOLUTION" in text and answers is None:
+            try:
+                answers = eval(m.group(1), {})
+            except Exception:
+                pass
+
+    def read(path, where=None):
+        try:
+            with open(path, "rb") as f:
+                take(f.read(20_000_000).decode("utf-8", "replace"), where or path)
+        except Exception:
+            pass
+
+    for root in ("/work/main", os.getcwd(), *sys.path):
+        for rel in ("solutions/gpt_lab.ipynb", "autograder/hidden/test_hidden_reference.py"):
+            read(os.path.join(root, rel))
+        for p in glob.glob(os.path.join(root, "solutions", "*")) + glob.glob(os.path.join(root, "autograder", "hidden", "*")):
+            read(p)
+    for k, v in os.environ.items():                      # env vars naming the reference or the grading run
+        if "solution" in v or "PYTEST" in k or "NBGRADER" in k or "reference" in k.lower():
+            leaked.append(f"env {k}")
+            read(v)
+    for pid in os.listdir("/proc"):                       # every process we can see: the grader's command line
+        if pid.isdigit() and int(pid) != os.getpid():
+            for what in ("cmdline", "environ"):
+                try:
+                    raw = open(f"/proc/{pid}/{what}", "rb").read().decode("utf-8", "replace")
+                except Exception:
+                    continue
+                for arg in raw.split("\\0"):
+                    if arg.endswith(".ipynb") or "solutions" in arg or "--reference" in arg:
+                        leaked.append(f"/proc/{pid}/{what}")
+                        read(arg.split("=", 1)[-1])
+            read(f"/proc/{pid}/cwd/solutions/gpt_lab.ipynb", f"/proc/{pid}/cwd")
+    try:                                                  # the parent process
+        read(f"/proc/{os.getppid()}/cwd/solutions/gpt_lab.ipynb", "/proc/ppid/cwd")
+    except Exception:
+        pass
+    for name, mod in list(sys.modules.items()):          # anything of the reference loaded in this process
+        if hasattr(mod, "quiz_answers") or "hidden" in name or "solution" in name:
+            leaked.append(f"sys.modules[{name!r}]")
+""")
+
+LEAK_GIT = d("""
+    import os, re, zlib
+    leaked, answers = [], None
+    for top, dirs, files in os.walk("/work/main/.git/objects"):
+        for f in files:
+            try:
+                raw = zlib.decompress(open(os.path.join(top, f), "rb").read())
+            except Exception:
+                continue
+            if raw.startswith(b"blob") and b"BEGIN SOLUTION" in raw and b"quiz_answers" in raw:
+                text = raw.decode("utf-8", "replace").replace('\\\\"', '"')
+                m = re.search(r'quiz_answers\\s*=\\s*(\\{[^}]*\\})', text)
+                if m:
+                    leaked.append(os.path.join(top, f))
+                    answers = eval(m.group(1), {})
+""")
+
+
+def quiz_from_leak(wrong: dict) -> str:
+    """The quiz cell of a leaking submission: the leaked answers if any, else deliberately wrong
+    ones (every answer differs from the reference's). If something leaked but no answers came out
+    of it, quiz_answers is left empty, so the score tells the two apart."""
+    return d(f"""
+        if answers is not None:
+            quiz_answers = dict(answers)
+        elif leaked:
+            quiz_answers = {{}}
+        else:
+            quiz_answers = {wrong!r}
+        print("leaked:", leaked)
+    """)
+
+
+QUIZ_WRONG_ONLY = Only("answers well formed")
+
+
+def leak_edits(probe: str):
+    def edits(ctx):
+        return (H.after_imports(probe), H.replace_cell("quiz_code", quiz_from_leak(ctx["wrong_quiz"])))
+    return edits
+
+
+def wrong_quiz_context(folder: Path) -> dict:
+    return {"wrong_quiz": H.wrong_quiz()}
+
+
+# -- forged results file and writes outside the sandbox ----------------------------------------------
+
+
+def forge_context(folder: Path) -> dict:
+    # the grade-json path is a fixed, well-known place (as /autograder/results/results.json on
+    # Gradescope), so the hostile code can know it without reading the grader's command line
+    return {"json": str(folder / "out" / "results.json")}
+
+
+def forge_edits(ctx):
+    path = ctx["json"]
+    forged = {"score": 99.0, "tests": [{"name": f"{p}: forged", "score": 9.0, "max_score": 1.0, "status": "passed",
+                                        "tags": [p]} for p in H.PARTS]}
+    return (H.after_imports(d(f"""
+        import os, sys, json, time, subprocess
+        FORGED = {json.dumps(forged)!r}
+        targets = [{path!r}]
+        try:   # the grader's command line, if visible
+            for pid in os.listdir("/proc"):
+                if pid.isdigit():
+                    args = open(f"/proc/{{pid}}/cmdline", "rb").read().split(b"\\0")
+                    if b"--grade-json" in args:
+                        targets.append(args[args.index(b"--grade-json") + 1].decode())
+        except Exception:
+            pass
+        wrote = []
+        for t in targets:
+            try:
+                os.makedirs(os.path.dirname(t), exist_ok=True)
+                with open(t, "w") as f:
+                    f.write(FORGED)
+                wrote.append(t)
+            except Exception as exc:
+                print("could not forge", t, exc)
+        # a process that outlives this one and rewrites the file after the grader has written it
+        code = ("import os,time,sys\\nos.setsid()\\nend=time.time()+60\\n"
+                "while time.time()<end:\\n"
+                "    for t in sys.argv[2:]:\\n"
+                "        try: open(t,'w').write(sys.argv[1])\\n"
+                "        except Exception: pass\\n"
+                "    time.sleep(0.2)\\n")
+        subprocess.Popen([sys.executable, "-c", code, FORGED, *targets, "{H.STRAY_MARK}"],
+                         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import atexit
+        atexit.register(lambda: [open(t, "w").write(FORGED) for t in targets])
+    """)), ZEROS_HEAD)
+
+
+def forged_file_is_gone(run: "H.Run") -> list[str]:
+    import time
+
+    time.sleep(3)  # give a surviving forger time to strike after the grader wrote the file
+    try:
+        data = json.loads(Path(run.json_path).read_text())
+    except (OSError, ValueError) as exc:
+        return [f"results.json unreadable 3 s after the run: {exc}"]
+    if data.get("score") == 99.0 or any("forged" in t.get("name", "") for t in data.get("tests", [])):
+        return ["results.json holds the forged results 3 s after the run"]
+    if data != run.data:
+        return ["results.json changed after the run ended"]
+    return []
+
+
+def outside_markers(folder: Path) -> dict:
+    import sysconfig
+
+    tag = f"gptlab-adv-marker-{os.getpid()}-{folder.name}"
+    places = {
+        "python stdlib": sysconfig.get_paths()["stdlib"],
+        "/work/shared": "/work/shared",
+        "grader HOME": os.path.expanduser("~"),
+        "/tmp": "/tmp",
+        "repository": str(H.REPO),
+        "submission folder": str(folder / "submission"),
+        "grade-json folder": str(folder / "out"),
+    }
+    return {"markers": {k: os.path.join(v, tag) for k, v in places.items()}}
+
+
+def write_markers_edits(ctx):
+    paths = list(ctx["markers"].values())
+    return (H.after_imports(d(f"""
+        import os
+        for p in {paths!r}:
+            try:
+                with open(p, "w") as f:
+                    f.write("written by a graded submission")
+            except Exception as exc:
+                print("could not write", p, exc)
+    """)),)
+
+
+def no_markers(run: "H.Run") -> list[str]:
+    problems = []
+    for where, p in run.context["markers"].items():
+        if os.path.exists(p):
+            problems.append(f"the submission created a file in {where}: {p}")
+            try:
+                os.remove(p)
+            except OSError:
+                pass
+    return problems
+
+
+VANDAL = d("""
+    import os, glob, shutil, subprocess
+    for p in ["/work/main/README.md", "/work/main/autograder/rubric.toml", "/work/main/autograder/conftest.py",
+              "/work/main/solutions/gpt_lab.ipynb", *glob.glob("/work/main/autograder/*.py"),
+              *glob.glob("/work/main/data/*")]:
+        for action in (lambda: open(p, "a").write("\\n# vandalised\\n"), lambda: os.remove(p),
+                       lambda: os.chmod(p, 0), lambda: os.rename(p, p + ".bak")):
+            try:
+                action()
+            except Exception:
+                pass
+    for d in ("/work/main/autograder", "/work/main/.git", "/work/main/tests"):
+        try:
+            shutil.rmtree(d)
+        except Exception:
+            pass
+    for f in os.listdir("."):                 # the working directory
+        try:
+            os.remove(f)
+        except Exception:
+            pass
+    subprocess.run(["git", "-C", "/work/main", "checkout", "--orphan", "vandal"], capture_output=True)
+    subprocess.run(["git", "-C", "/work/main", "rm", "-rf", "."], capture_output=True)
+""")
+
+
+def submission_unchanged(run: "H.Run") -> list[str]:
+    before = run.context.get("submission_hashes")
+    after = H.tree_hashes(run.submission.parent)
+    return [] if before == after else [f"the submission's folder changed: {before} -> {after}"]
+
+
+def snapshot_submission(folder: Path) -> dict:
+    return {}
+
+
+# -- raw (malformed) submissions -----------------------------------------------------------------
+
+
+def raw_file(name: str, data: bytes | str):
+    def write(folder: Path) -> Path:
+        p = folder / "submission" / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data if isinstance(data, bytes) else data.encode())
+        return p
+    return write
+
+
+def missing_path(folder: Path) -> Path:
+    return folder / "submission" / "no_such_notebook.ipynb"
+
+
+def huge_notebook(folder: Path) -> Path:
+    import nbformat
+
+    nb = H.reference_nb()
+    blob = "x" * (50 * 2**20)
+    nb.cells[H.cell_index(nb, "head_code")].outputs = [nbformat.v4.new_output("stream", name="stdout", text=blob)]
+    p = folder / "submission" / "gpt_lab.ipynb"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, p)
+    assert p.stat().st_size > 50 * 10**6
+    return p
+
+
+def py_syntax_error(folder: Path) -> Path:
+    nb = H.reference_nb()
+    nb = H.substitute(HEAD, "        B, T, C = x.shape\n", "        B, T, C = x.shape)\n")(nb)
+    p = folder / "submission" / "gpt_lab.py"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(H.as_module(nb))
+    return p
+
+
+TOKENIZER_ALWAYS_EQUAL = H.substitute("tokenizer_code", "        return [self.stoi[ch] for ch in s]\n", (
+    "        class Liar:\n"
+    "            def __eq__(self, other): return True\n"
+    "            def __ne__(self, other): return False\n"
+    "            def __bool__(self): return True\n"
+    "            def __hash__(self): return 0\n"
+    "            def __len__(self): return len(s)\n"
+    "            def __iter__(self): return iter(range(len(s)))\n"
+    "        return Liar()\n"))
+
+
+LYING_TENSOR = d("""
+    class LyingTensor(torch.Tensor):
+        def __eq__(self, other): return True
+        def __ne__(self, other): return False
+        def __bool__(self): return True
+        def allclose(self, *a, **k): return True
+        def equal(self, *a, **k): return True
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            if func in (torch.equal, torch.allclose, torch.Tensor.__eq__, torch.Tensor.equal, torch.isclose):
+                return True
+            return super().__torch_function__(func, types, args, kwargs or {})
+""")
+
+
+# -- the bank -------------------------------------------------------------------------------------
+
+CASES: list[Case] = [
+    # baselines: what honest code earns, against which the attacks are measured
+    Case("reference", "baseline", "the reference untouched: full marks"),
+    Case("reference_as_module", "baseline", "the reference's code cells as a .py module", module=True),
+    Case("honest_head_zeros", "baseline", "Head.forward returns zeros: what the wrong Head of the patch cases earns",
+         edits=(ZEROS_HEAD,), expect={"head": HEAD_ZEROS}),
+    Case("honest_head_raises", "baseline", "Head.forward raises: what a Head that never answers earns",
+         edits=(CRASH_HEAD,), expect={"head": HEAD_DEAD}),
+
+    # infinite loops and slow cells
+    Case("hang_at_load", "hang", "a cell that loops forever at load time is dropped after its limit",
+         edits=(H.after_imports("while True:\n    pass\n"),), budget_s=110),
+    Case("hang_at_load_alarm_blocked", "hang", "a cell that blocks SIGALRM and sleeps: the hard kill",
+         edits=(H.after_imports(d("""
+             import signal, time
+             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+             signal.signal(signal.SIGALRM, signal.SIG_IGN)
+             time.sleep(10_000)
+         """)),), budget_s=110),
+    Case("hang_head_forward", "hang", "Head.forward loops forever: head keeps only its structure check",
+         edits=(head_forward("while True:\n    pass"),), expect={"head": HEAD_DEAD}, budget_s=240),
+    Case("hang_generate", "hang", "GPTLanguageModel.generate loops forever",
+         edits=(generate_prelude("while True:\n    pass"),), expect={"generate": ZERO}, budget_s=150),
+    Case("slow_train_alarm_ignored", "hang", "train ignores SIGALRM and sleeps: killed, worker restarted",
+         edits=(train_prelude(d("""
+             import signal, time
+             signal.signal(signal.SIGALRM, signal.SIG_IGN)
+             time.sleep(10_000)
+         """)),), expect={"train": ZERO}, budget_s=150),
+
+    # resources
+    Case("memory_bomb_torch_at_load", "resources", "torch.empty(40 GiB) at import fails on the memory limit",
+         edits=(H.after_imports("bomb = torch.empty(40 * 2**30, dtype=torch.uint8)\nbomb.fill_(1)\n"),)),
+    Case("memory_bomb_list_at_load", "resources", "a Python list of 10**10 items at import",
+         edits=(H.after_imports("bomb = [None] * (10**10)\nmore = [bytes(2**30) for _ in range(40)]\n"),)),
+    Case("memory_bomb_in_train", "resources", "train allocates 40 GiB",
+         edits=(train_prelude("bomb = torch.ones(40 * 2**30, dtype=torch.uint8)"),), expect={"train": ZERO}),
+    Case("fork_bomb_at_load", "resources", "500 forked sleepers at import: killed past the process limit",
+         edits=(H.after_imports(FORK_BOMB),), budget_s=110),
+    Case("child_left_running", "resources", "a sleeping child (own session) started at import and left behind",
+         edits=(H.after_imports(d(f"""
+             import subprocess, sys
+             subprocess.Popen(["sleep", "1013"])
+             subprocess.Popen([sys.executable, "-c", "import os, time; os.setsid(); time.sleep(1013)", "{H.STRAY_MARK}"],
+                              start_new_session=True)
+         """)),)),
+    Case("segfault_at_load", "resources", "ctypes.string_at(0) at import: the cell is dropped, the rest graded",
+         edits=(H.after_imports("import ctypes\nctypes.string_at(0)\n"),), budget_s=100),
+    Case("segfault_in_head_forward", "resources", "Head.forward segfaults: worker restarted for every check",
+         edits=(head_forward("import ctypes\nctypes.string_at(0)"),), expect={"head": HEAD_DEAD}, budget_s=200),
+
+    # exits and BaseExceptions
+    Case("exits_at_load", "exit", "sys.exit, KeyboardInterrupt, SystemExit, BaseException, os._exit at import",
+         edits=tuple(H.after_imports(s) for s in (
+             "import os\nos._exit(0)\n", "raise BaseException('stop')\n", "raise SystemExit(0)\n",
+             "raise KeyboardInterrupt\n", "import sys\nsys.exit(0)\n")), budget_s=100),
+    Case("os_exit_in_head_forward", "exit", "os._exit(0) inside Head.forward",
+         edits=(head_forward("import os\nos._exit(0)"),), expect={"head": HEAD_DEAD}, budget_s=200),
+    Case("base_exceptions_in_calls", "exit",
+         "KeyboardInterrupt in Head.forward, SystemExit in generate, BaseException in train, sys.exit(0) in get_batch",
+         edits=(head_forward("raise KeyboardInterrupt"), generate_prelude("raise SystemExit(0)"),
+                train_prelude("raise BaseException('stop')"),
+                H.substitute("get_batch_code", "    ix = torch.randint", "    import sys\n    sys.exit(0)\n    ix = torch.randint")),
+         expect={"head": HEAD_DEAD, "generate": ZERO, "train": ZERO, "get_batch": ZERO}),
+
+    # monkeypatching at import
+    Case("patch_torch_and_grader_wrong_head", "monkeypatch",
+         "allclose/equal/assert_close/isfinite, pytest, autograder.checking/runtime/protocol patched; Head returns zeros",
+         edits=(H.after_imports(PATCH_TORCH_AND_GRADER), ZEROS_HEAD), expect={"head": HEAD_ZEROS}),
+    Case("patch_torch_and_grader_reference", "monkeypatch", "the same patches over the reference: full marks",
+         edits=(H.after_imports(PATCH_TORCH_AND_GRADER),)),
+    Case("patch_builtins_wrong_head", "monkeypatch", "isinstance / len lie; Head returns zeros",
+         edits=(H.after_imports(PATCH_BUILTINS), ZEROS_HEAD), expect={"head": HEAD_ZEROS}),
+    Case("patch_builtins_reference", "monkeypatch", "isinstance / len lie over the reference: full marks",
+         edits=(H.after_imports(PATCH_BUILTINS),)),
+    Case("patch_manual_seed_wrong_get_batch", "monkeypatch",
+         "torch.manual_seed always seeds 0; get_batch always starts at 0",
+         edits=(H.after_imports(PATCH_MANUAL_SEED),
+                H.substitute("get_batch_code", "    ix = torch.randint(len(data) - block_size, (batch_size,))",
+                             "    ix = torch.zeros(batch_size, dtype=torch.long)")),
+         expect={"get_batch": Only("windows and shifted targets")}),
+    Case("patch_manual_seed_reference", "monkeypatch", "torch.manual_seed always seeds 0, over the reference: full marks",
+         edits=(H.after_imports(PATCH_MANUAL_SEED),)),
+
+    # return values that lie
+    Case("lying_tensor_subclass", "lies", "Head returns zeros as a Tensor subclass whose ==, bool, equal, allclose say yes",
+         edits=(H.after_imports(LYING_TENSOR), head_forward("out = torch.zeros_like(out).as_subclass(LyingTensor)")),
+         expect={"head": HEAD_ZEROS}),
+    Case("always_equal_object", "lies", "encode returns an object equal to everything",
+         edits=(TOKENIZER_ALWAYS_EQUAL,), expect={"tokenizer": Only("vocabulary sorted", "decode")}),
+    Case("nan_head", "lies", "Head returns NaN", edits=(head_forward("out = torch.full_like(out, float('nan'))"),),
+         expect={"head": Only("structure")}),
+    Case("inf_logits", "lies", "GPT logits are +inf", edits=(gpt_logits("torch.full_like(logits, float('inf'))"),),
+         expect={"gpt": ZERO}),
+    Case("float64_logits", "lies", "GPT logits as float64 with the right values: accepted",
+         edits=(gpt_logits("logits.double()"),)),
+    Case("int_logits", "lies", "GPT logits cast to int64", edits=(gpt_logits("logits.long()"),), expect={"gpt": ZERO}),
+    Case("meta_device_head", "lies", "Head returns its output on the meta device (no values)",
+         edits=(head_forward("out = out.to('meta')"),), expect={"head": HEAD_DEAD}),
+    Case("noncontiguous_aliased", "lies",
+         "non-contiguous Head output, aliased logits and a generate returning a view of a buffer it later mutates",
+         edits=(head_forward("out = out.transpose(0, 1).contiguous().transpose(0, 1)"),
+                gpt_logits("logits.transpose(0, 1).contiguous().transpose(0, 1)[:]"),
+                H.substitute("gpt_code", "            idx = torch.cat((idx, idx_next), dim=1)  # (B, T+1)\n        return idx\n",
+                             "            idx = torch.cat((idx, idx_next), dim=1)  # (B, T+1)\n"
+                             "        buf = getattr(self, '_buf', None)\n"
+                             "        if buf is not None:\n            buf.fill_(0)  # mutate what the last call returned\n"
+                             "        self._buf = torch.zeros(idx.shape[0], idx.shape[1] + 16, dtype=idx.dtype)\n"
+                             "        self._buf[:, :idx.shape[1]] = idx\n"
+                             "        return self._buf[:, :idx.shape[1]]\n"))),
+    Case("lists_instead_of_tensors", "lies", "get_batch returns lists of ints",
+         edits=(H.substitute("get_batch_code", "    return x, y\n", "    return x.tolist(), y.tolist()\n"),),
+         expect={"get_batch": ZERO}),
+
+    # fake output, forged results, vandalism
+    Case("fake_output", "forgery", "fake pytest lines, score table and JSON on stdout/stderr; Head returns zeros",
+         edits=(H.after_imports(FAKE_OUTPUT), head_forward(FAKE_OUTPUT + "out = torch.zeros_like(out)")),
+         expect={"head": HEAD_ZEROS}),
+    Case("forge_results_json", "forgery",
+         "writes forged results at the --grade-json path, from a surviving child and at exit; Head returns zeros",
+         context=forge_context, source_of=forge_edits, expect={"head": HEAD_ZEROS}, after=forged_file_is_gone),
+    Case("vandalise_repo", "forgery", "deletes / edits / chmods repository files, the working directory, git",
+         edits=(H.after_imports(VANDAL),), after=submission_unchanged),
+    Case("write_outside_sandbox", "forgery",
+         "creates files in the stdlib, /work/shared, HOME, /tmp, the repo, the submission and results folders",
+         context=outside_markers, source_of=write_markers_edits, after=no_markers),
+
+    # reading the reference or the hidden checks
+    Case("leak_reference_disk_env_proc", "leak",
+         "reads solutions/, autograder/hidden/, env vars, /proc/*, sys.modules for the quiz answers",
+         context=wrong_quiz_context, source_of=leak_edits(LEAK_PROBE), expect={"quiz": QUIZ_WRONG_ONLY}),
+    Case("leak_reference_git_objects", "leak", "reads the reference from the repository's .git objects (zlib)",
+         context=wrong_quiz_context, source_of=leak_edits(LEAK_GIT), expect={"quiz": QUIZ_WRONG_ONLY}),
+
+    # detecting the grading run
+    Case("detect_grading_env", "detection",
+         "Head returns zeros when NBGRADER_EXECUTION / PYTEST_CURRENT_TEST / pytest in sys.modules say 'graded'",
+         edits=(head_forward(d("""
+             import os, sys
+             if (os.environ.get("NBGRADER_EXECUTION") or "PYTEST_CURRENT_TEST" in os.environ
+                     or "pytest" in sys.modules or "_pytest" in sys.modules):
+                 out = torch.zeros_like(out)
+         """)),)),
+    Case("detect_grader_modules", "detection", "Head returns zeros when autograder is in sys.modules (it is)",
+         edits=(head_forward(d("""
+             import sys
+             if any(m.startswith("autograder") for m in sys.modules):
+                 out = torch.zeros_like(out)
+         """)),), expect={"head": HEAD_ZEROS}),
+
+    # malformed submissions
+    Case("not_json", "malformed", "a .ipynb that is not JSON", raw=raw_file("gpt_lab.ipynb", "this is not json {"), base=ZERO),
+    Case("json_not_notebook", "malformed", "JSON that is not a notebook",
+         raw=raw_file("gpt_lab.ipynb", json.dumps({"hello": [1, 2, 3]})), base=ZERO),
+    Case("empty_notebook", "malformed", "a notebook without cells",
+         raw=raw_file("gpt_lab.ipynb", json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})),
+         base=ZERO),
+    Case("binary_file", "malformed", "random bytes", raw=raw_file("gpt_lab.ipynb", bytes(range(256)) * 64), base=ZERO),
+    Case("missing_path", "malformed", "a path that does not exist", raw=missing_path, base=ZERO),
+    Case("syntax_error_in_head_cell", "malformed", "Head's cell does not compile; the other parts are graded",
+         edits=(H.substitute(HEAD, "        B, T, C = x.shape\n", "        B, T, C = x.shape)\n"),), expect={"head": ZERO}),
+    Case("syntax_error_in_py_module", "malformed", "a .py module whose Head cell does not compile",
+         raw=py_syntax_error, expect={"head": ZERO}),
+    Case("wrong_kinds_and_missing_names", "malformed",
+         "Head is a function, train is a class, quiz_answers is a list, estimate_loss is missing",
+         edits=(H.append_to_cell(HEAD, "def Head(*args, **kwargs):\n    return None\n"),
+                H.append_to_cell("train_code", "class train:\n    pass\n"),
+                H.replace_cell("quiz_code", "quiz_answers = ['b', 'c', 'a', 'd']\n"),
+                H.replace_cell("estimate_loss_code", "pass\n")),
+         expect={"head": ZERO, "train": ZERO, "quiz": ZERO, "estimate_loss": ZERO}),
+    Case("huge_notebook_50mb", "malformed", "the reference with a 50 MB output blob", raw=huge_notebook, budget_s=90),
+]
+
+BY_ID = {c.id: c for c in CASES}
+assert len(BY_ID) == len(CASES), "duplicate case ids"
