@@ -95,10 +95,20 @@ def check(part: str, namespace: dict, hidden: bool = False) -> Score:
         warnings.simplefilter("ignore")
         results, total = run_part(part, namespace, hidden)
     points = load_rubric()[0].get(part, Fraction(0))
+    pending = 0 if hidden else _pending(part)
     passed = sum(1 for _, message in results if not message)
     for name, message in results:
         print(f"  [{'PASS' if not message else 'FAIL'}] {part}: {name}" + (f"\n         {message}" if message else ""))
-    score = points * passed / total if total else Fraction(0)
-    kind = "checks" if hidden else "visible checks"
-    print(f"{part}: {passed}/{total} {kind} passed" + ("" if hidden else " (hidden checks run at grading time)"))
+    score = points * passed / (total + pending) if total + pending else Fraction(0)
+    more = f"; {pending} hidden checks run at grading time" if pending else ""
+    print(f"{part}: {passed}/{total} {'checks' if hidden else 'visible checks'} passed{more}: "
+          f"{float(score):.2f} of {float(points):.2f} points so far")
     return Score(float(score))
+
+
+def _pending(part: str) -> int:
+    import json
+
+    from .report import MANIFEST
+
+    return int(json.loads(MANIFEST.read_text()).get(part, 0)) if MANIFEST.exists() else 0
