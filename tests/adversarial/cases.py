@@ -235,12 +235,13 @@ LEAK_PROBE = d("""
             return
         if "BEGIN SOLUTION" in text or "def test_" in text or "quiz_answers" in text:
             leaked.append(where)
-        m = re.search(r'quiz_answers\\s*=\\s*(\\{[^}]*\\})', text.replace('\\\\"', '"'))
-        if m and "BEGIN SOLUTION" in text and answers is None:
+        for m in re.finditer(r'quiz_answers\\s*=\\s*(\\{\\s*"q1"[^}]*\\})', text.replace('\\\\"', '"')):
             try:
-                answers = eval(m.group(1), {})
+                found = eval(m.group(1), {})
             except Exception:
-                pass
+                continue
+            if answers is None and all(v in ("a", "b", "c", "d") for v in found.values()):
+                answers = found
 
     def read(path, where=None):
         try:
@@ -290,10 +291,14 @@ LEAK_GIT = d("""
                 continue
             if raw.startswith(b"blob") and b"BEGIN SOLUTION" in raw and b"quiz_answers" in raw:
                 text = raw.decode("utf-8", "replace").replace('\\\\"', '"')
-                m = re.search(r'quiz_answers\\s*=\\s*(\\{[^}]*\\})', text)
-                if m:
-                    leaked.append(os.path.join(top, f))
-                    answers = eval(m.group(1), {})
+                for m in re.finditer(r'quiz_answers\\s*=\\s*(\\{\\s*"q1"[^}]*\\})', text):
+                    try:
+                        found = eval(m.group(1), {})
+                    except Exception:
+                        continue
+                    if all(v in ("a", "b", "c", "d") for v in found.values()):
+                        leaked.append(os.path.join(top, f))
+                        answers = found
 """)
 
 
