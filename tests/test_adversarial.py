@@ -72,7 +72,9 @@ def adversarial_runs(request, tmp_path_factory):
     report.write_text(json.dumps({"wall_s": elapsed, "runs": timings}, indent=1))
     print(f"\nadversarial bank: {len(runs)} runs in {elapsed:.0f} s; slowest: "
           + ", ".join(f"{cid} {s:.1f}s" for s, cid in timings[:5]))
-    return {"runs": runs, "root": root, "before": before, "wall_s": elapsed, "timings": timings}
+    yield {"runs": runs, "root": root, "before": before, "wall_s": elapsed, "timings": timings}
+    # whatever the verdicts, leave no process of the bank behind (only ours: marked, or living in a run's TMPDIR)
+    H.kill_strays([r.tmpdir for r in runs.values() if isinstance(r, H.Run)])
 
 
 def _reference_names(runs) -> dict[str, list[str]]:

@@ -181,6 +181,11 @@ PATCH_TORCH_AND_GRADER = d("""
     P.send = lambda sock, message: _send(sock, {**message, "verdict": "passed", "score": 100})
 """)
 
+# The patched Runtime.dispatch turns every failure into the answer None: encode('#') then
+# "returns None" instead of raising KeyError, so the submission (through its own patch) loses the
+# check "unknown character raises", and wins nothing: a forged answer is still an answer.
+TOKENIZER_FORGED_NONE = Only("matches reference", "vocabulary sorted", "encode is index in vocabulary", "round trip")
+
 PATCH_BUILTINS = d("""
     import builtins, torch
     _isinstance, _len = builtins.isinstance, builtins.len
@@ -604,9 +609,11 @@ CASES: list[Case] = [
     # monkeypatching at import
     Case("patch_torch_and_grader_wrong_head", "monkeypatch",
          "allclose/equal/assert_close/isfinite, pytest, autograder.checking/runtime/protocol patched; Head returns zeros",
-         edits=(H.after_imports(PATCH_TORCH_AND_GRADER), ZEROS_HEAD), expect={"head": HEAD_ZEROS}),
-    Case("patch_torch_and_grader_reference", "monkeypatch", "the same patches over the reference: full marks",
-         edits=(H.after_imports(PATCH_TORCH_AND_GRADER),)),
+         edits=(H.after_imports(PATCH_TORCH_AND_GRADER), ZEROS_HEAD),
+         expect={"head": HEAD_ZEROS, "tokenizer": TOKENIZER_FORGED_NONE}),
+    Case("patch_torch_and_grader_reference", "monkeypatch",
+         "the same patches over the reference: full marks, but for the one answer the patch itself forges",
+         edits=(H.after_imports(PATCH_TORCH_AND_GRADER),), expect={"tokenizer": TOKENIZER_FORGED_NONE}),
     Case("patch_builtins_wrong_head", "monkeypatch", "isinstance / len lie; Head returns zeros",
          edits=(H.after_imports(PATCH_BUILTINS), ZEROS_HEAD), expect={"head": HEAD_ZEROS}),
     Case("patch_builtins_reference", "monkeypatch", "isinstance / len lie over the reference: full marks",

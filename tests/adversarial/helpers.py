@@ -273,4 +273,15 @@ def stray_processes(roots: list[Path]) -> list[str]:
     return found
 
 
+def kill_strays(roots: list[Path]) -> None:
+    import psutil
+
+    for line in stray_processes(roots):
+        pid = int(line.split()[1])
+        try:
+            psutil.Process(pid).kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+
+
 Builder = Callable[[Path], Path]
