@@ -111,12 +111,13 @@ def bank_grades(request, tmp_path_factory):
         paths[sid] = Path(shutil.copy(REFERENCE, subs / sid / "gpt_lab.ipynb"))
     (subs / ASSIGNMENT_ID).mkdir()
     paths[ASSIGNMENT_ID] = Path(shutil.copy(ASSIGNMENT, subs / ASSIGNMENT_ID / "gpt_lab.ipynb"))
-    reference = read_reference()
+    reference = nbformat.read(paths[REF_ID], as_version=4)
     edit_errors = {}
     for edit in edits:
         try:
             paths[edit.id] = write_edit(edit, subs, reference)
         except EditError as exc:
             edit_errors[edit.id] = str(exc)
-    results = grade_many(paths, root / "out", jobs=BANK_JOBS, timeout=300)
+    # graded against the same snapshot of the reference that the edits were made from
+    results = grade_many(paths, root / "out", jobs=BANK_JOBS, timeout=300, reference=paths[REF_ID])
     return {"results": results, "edit_errors": edit_errors, "out": root / "out"}

@@ -50,8 +50,10 @@ def klass(tmp_path_factory):
     (subs / "crash.py").write_text(CRASH)
     (subs / "notes.txt").write_text("my answers are in the notebook, sorry\n")
     out = root / "out"
-    stdout, elapsed = _cli(subs, "--out", out, "--jobs", 3)
-    return {"root": root, "subs": subs, "out": out, "stdout": stdout, "elapsed": elapsed,
+    # a snapshot of the reference: the grader version (cache key) must not change under the test
+    reference = Path(shutil.copy(REFERENCE, root / "reference.ipynb"))
+    stdout, elapsed = _cli(subs, "--out", out, "--jobs", 3, "--reference", reference)
+    return {"root": root, "subs": subs, "out": out, "stdout": stdout, "elapsed": elapsed, "reference": reference,
             "cache": json.loads((out / ".cache.json").read_text())}
 
 
@@ -88,17 +90,18 @@ def test_hung_submission_does_not_hold_up_the_others(klass):
 
 def test_rerun_skips_unchanged_then_force_regrades(klass):
     out, subs = klass["out"], klass["subs"]
-    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("[!.]*.json")}
     csv_before = (out / "grades.csv").read_text()
-    stdout, elapsed = _cli(subs, "--out", out, "--jobs", 3)
+    ref = ("--reference", klass["reference"])
+    stdout, elapsed = _cli(subs, "--out", out, "--jobs", 3, *ref)
     assert "5 unchanged, skipped" in stdout, stdout
     assert elapsed < 15, f"a rerun of an unchanged class took {elapsed:.0f} s"
-    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")} == before
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("[!.]*.json")} == before
     assert (out / "grades.csv").read_text() == csv_before
 
     # a changed submission is regraded, the others are not
     (subs / "notes.txt").write_text("changed\n")
-    results = grade_many(discover(subs), out, jobs=2)
+    results = grade_many(discover(subs), out, jobs=2, reference=klass["reference"])
     assert [s for s, r in results.items() if not r["cached"]] == ["notes"]
 
     # --force regrades unchanged ones (a small folder, same students, same out dir)
@@ -106,9 +109,9 @@ def test_rerun_skips_unchanged_then_force_regrades(klass):
     small.mkdir()
     shutil.copy(subs / "notes.txt", small / "notes.txt")
     shutil.copy(subs / "crash.py", small / "crash.py")
-    stdout, _ = _cli(small, "--out", out, "--jobs", 2)
+    stdout, _ = _cli(small, "--out", out, "--jobs", 2, *ref)
     assert "2 unchanged, skipped" in stdout, stdout
-    stdout, _ = _cli(small, "--out", out, "--jobs", 2, "--force")
+    stdout, _ = _cli(small, "--out", out, "--jobs", 2, "--force", *ref)
     assert "0 unchanged, skipped" in stdout, stdout
     assert (out / "crash.json").stat().st_mtime_ns > before["crash.json"]
     assert {r["student"] for r in _rows(out)} == {"notes", "crash"}
