@@ -18,7 +18,9 @@ SEED = 7
 
 
 def oracle(sub, cls: str, block_size: int):
-    return sub.make("oracle_model", Global(cls), VOCAB, block_size, SEED)
+    model = sub.make("oracle_model", Global(cls), VOCAB, block_size, SEED)
+    model.what = f"{cls} (on the grader's model)"
+    return model
 
 
 def prompt(batch: int, length: int, seed: int) -> torch.Tensor:

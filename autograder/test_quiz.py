@@ -10,7 +10,7 @@ LETTERS = ("a", "b", "c", "d")
 def read_answers(sub) -> dict:
     kinds = sub.names()
     if "quiz_answers" not in kinds:
-        fail("`quiz_answers` is not defined: fill in the quiz cell and run it")
+        fail("not implemented yet: `quiz_answers` is not defined (fill in the quiz cell and run it)")
     if kinds["quiz_answers"] != "dict":
         fail(f"quiz_answers should be a dict, got a {kinds['quiz_answers']}")
     return sub.get("quiz_answers")
