@@ -281,7 +281,7 @@ LEAK_PROBE = d("""
     except Exception:
         pass
     for name, mod in list(sys.modules.items()):          # anything of the reference loaded in this process
-        if hasattr(mod, "quiz_answers") or "hidden" in name or "solution" in name:
+        if "quiz_answers" in (getattr(mod, "__dict__", None) or {}) or "hidden" in name or "solution" in name:
             leaked.append(f"sys.modules[{name!r}]")
 """)
 
@@ -318,7 +318,8 @@ def quiz_from_leak(wrong: dict) -> str:
             quiz_answers = {{}}
         else:
             quiz_answers = {wrong!r}
-        print("leaked:", leaked)
+        if leaked:  # shows in the grader's notes (cell errors), for the record
+            raise RuntimeError(f"leaked: {{sorted(set(leaked))[:8]}}")
     """)
 
 
@@ -632,7 +633,7 @@ CASES: list[Case] = [
          edits=(H.after_imports(LYING_TENSOR), head_forward("out = torch.zeros_like(out).as_subclass(LyingTensor)")),
          expect={"head": HEAD_ZEROS}),
     Case("always_equal_object", "lies", "encode returns an object equal to everything",
-         edits=(TOKENIZER_ALWAYS_EQUAL,), expect={"tokenizer": Only("vocabulary sorted", "decode")}),
+         edits=(TOKENIZER_ALWAYS_EQUAL,), expect={"tokenizer": Only("vocabulary sorted")}),
     Case("nan_head", "lies", "Head returns NaN", edits=(head_forward("out = torch.full_like(out, float('nan'))"),),
          expect={"head": Only("structure")}),
     Case("inf_logits", "lies", "GPT logits are +inf", edits=(gpt_logits("torch.full_like(logits, float('inf'))"),),
