@@ -5,8 +5,9 @@ are allowed), the worker starts under ``unshare`` in new PID, mount, network and
 
 - it sees only its own processes (it is PID 1 there: it cannot signal or read the grading
   process, and when it dies every process it started dies with it);
-- the reference's folder, ``autograder/hidden/`` and the folders the grader writes to are
-  covered by empty, read-only mounts or made read-only; the repository is read-only;
+- every file system is read-only for it except its own temporary folder; the repository is
+  covered by empty mounts except ``autograder/`` (its own code, without ``hidden/``), ``data/`` and
+  the Python environment, and so is the reference wherever it lies (``--reference``);
 - it has no network;
 - before any submission code runs it drops every capability and sets no_new_privs, so it cannot
   undo those mounts.
@@ -59,21 +60,37 @@ def _mount(libc, source, target, fstype, flags, data=None) -> None:
         raise OSError(ctypes.get_errno(), f"mount {target}: {os.strerror(ctypes.get_errno())}")
 
 
-def confine(hide: list[str], readonly: list[str]) -> list[str]:
-    """Run inside the new namespaces, before any submission code. Returns notes on what failed."""
+def _mount_points() -> list[str]:
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 4:
+                points.append(fields[4].replace("\\040", " "))
+    return points
+
+
+def confine(hide: list[str], writable: str) -> list[str]:
+    """Run inside the new namespaces, before any submission code: every mount read-only but the
+    worker's own folder, the ``hide`` paths covered, capabilities dropped. Returns notes on what
+    could not be done."""
     notes = []
     libc = _libc()
     try:
         _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)
+        _mount(libc, writable, writable, None, _MS_BIND | _MS_REC)
     except OSError as exc:
-        return [f"could not make the mounts private ({exc}): the reference may be readable"]
-    for path in readonly:
-        if os.path.isdir(path):
-            try:
-                _mount(libc, path, path, None, _MS_BIND | _MS_REC)
-                _mount(libc, None, path, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID)
-            except OSError as exc:
-                notes.append(f"could not make {path} read-only ({exc})")
+        return [f"could not set up private mounts ({exc}): files readable by the grader are readable here"]
+    failed = []
+    for point in _mount_points():
+        if point == writable or point.startswith(writable + "/"):
+            continue
+        try:
+            _mount(libc, None, point, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID)
+        except OSError:
+            failed.append(point)
+    if failed:
+        notes.append(f"could not make {len(failed)} mounts read-only ({', '.join(failed[:3])})")
     for path in hide:
         try:
             if os.path.isdir(path):
@@ -82,6 +99,7 @@ def confine(hide: list[str], readonly: list[str]) -> list[str]:
                 _mount(libc, "/dev/null", path, None, _MS_BIND)
         except OSError as exc:
             notes.append(f"could not hide {path} ({exc})")
+    os.chdir(writable)  # the working directory must be seen through the new (writable) mount
     drop_capabilities(libc)
     return notes
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 
 import torch
 import torch.nn as nn
@@ -22,8 +23,50 @@ class GraderTimeout(BaseException):
     A BaseException, so that a student's ``except Exception`` cannot swallow it."""
 
 
+class Guard:
+    """Undo the submission's monkeypatching of the modules the worker itself relies on.
+
+    Snapshotted before any submission code runs; after each request, every attribute of these
+    modules and classes that the submission replaced or deleted is put back (attributes it added
+    stay: torch adds submodules lazily). So ``torch.manual_seed = ...`` or ``builtins.isinstance =
+    ...`` at import cannot change how the grader seeds, checks types or encodes answers."""
+
+    def __init__(self):
+        import base64
+        import builtins
+        import json
+        import math
+        import random
+
+        import torch.nn.functional
+        import torch.nn.init
+        import torch.testing
+
+        targets = [builtins, math, json, base64, random, torch, torch.nn, torch.nn.functional, torch.nn.init,
+                   torch.testing, torch.random, executor, objects, protocol, sys.modules[__name__],
+                   torch.Tensor, torch.nn.Module]
+        self.snapshots = [(t, dict(vars(t))) for t in targets]
+
+    def restore(self) -> None:
+        for target, snapshot in self.snapshots:
+            current = vars(target)
+            for name, value in snapshot.items():
+                if current.get(name, _MISSING) is not value:
+                    try:
+                        setattr(target, name, value) if isinstance(target, type) else current.__setitem__(name, value)
+                    except (AttributeError, TypeError):
+                        pass
+
+
+_MISSING = object()
+
+
 class Runtime:
-    def __init__(self, namespace: dict | None = None, device: str = "cpu"):
+    guard: Guard | None = None
+
+    def __init__(self, namespace: dict | None = None, device: str = "cpu", guard: bool = False):
+        if guard:
+            self.guard = Guard()
         self.ns = namespace if namespace is not None else executor.new_namespace()
         self.device = device
         self.handles: dict[int, object] = {}
@@ -196,16 +239,20 @@ class Runtime:
         try:
             with _time_limit(timeout):
                 value = fn(**fields)
-            return {"ok": True, "value": self.encode(value)}
+                if self.guard:
+                    self.guard.restore()
+                return {"ok": True, "value": self.encode(value)}
         except GraderTimeout:
-            return {"ok": False, "error": {"type": "Timeout", "message": f"ran past its {timeout:g} s limit"}}
+            answer = {"ok": False, "error": {"type": "Timeout", "message": f"ran past its {timeout:g} s limit"}}
         except BaseException as exc:  # noqa: BLE001 - the submission's SystemExit is an answer too
-            error = {
+            answer = {"ok": False, "error": {
                 "type": type(exc).__name__,
                 "message": executor.short_message(exc),
                 "traceback": executor.student_traceback(exc),
-            }
-            return {"ok": False, "error": error}
+            }}
+        if self.guard:
+            self.guard.restore()
+        return answer
 
 
 @contextlib.contextmanager

@@ -40,6 +40,19 @@ class WorkerDied(Exception):
         self.timed_out = timed_out
 
 
+def _repository_to_hide() -> list[str]:
+    """Everything in the repository but what the worker runs: its own package (less the hidden
+    checks), the data loader and the Python environment when it lives in the repository."""
+    keep = {ROOT / "autograder", ROOT / "data"}
+    prefix = Path(sys.prefix).resolve()
+    hide = [str(ROOT / "autograder" / "hidden")]
+    for entry in sorted(ROOT.iterdir()):
+        if entry in keep or entry == prefix or entry in prefix.parents:
+            continue
+        hide.append(str(entry))
+    return hide
+
+
 def _become_subreaper() -> None:
     """Orphaned descendants of the worker are re-parented to us, so we can find and kill them."""
     try:
@@ -51,10 +64,9 @@ def _become_subreaper() -> None:
 
 class Worker:
     def __init__(self, device: str = "cpu", memory_mb: int = 6144, max_processes: int = 64,
-                 hide: list[str] | None = None, readonly: list[str] | None = None):
+                 hide: list[str] | None = None):
         self.device = device
-        self.hide = [str(ROOT / "solutions"), str(ROOT / "autograder" / "hidden"), *(hide or [])]
-        self.readonly = [str(ROOT), *(readonly or [])]
+        self.hide = [*_repository_to_hide(), *(hide or [])]
         self.isolated = False
         self._pid_ns: str | None = None
         self.memory_mb = memory_mb
@@ -72,12 +84,19 @@ class Worker:
         mem = self.memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 20, 256 << 20))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
         # No RLIMIT_NPROC: it counts every thread of the user's (a student's browser included) and
         # root ignores it; the process count is policed from outside instead (_police()).
 
     def start(self) -> None:
-        self.workdir = Path(tempfile.mkdtemp(prefix="gptlab-worker-"))
+        # one folder for the worker's whole life (restarts included), emptied at each start
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="gptlab-worker-"))
+        for entry in self.workdir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
         self.log_path = self.workdir / "output.log"
         parent, child = socket.socketpair()
         env = {
@@ -93,7 +112,7 @@ class Worker:
                 env[key] = os.environ[key]
         prefix = isolation.unshare_prefix()
         self.isolated = prefix is not None
-        confine = (self.hide, self.readonly) if self.isolated else None
+        confine = (self.hide, str(self.workdir)) if self.isolated else None
         code = (
             f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
             f"from autograder.worker import main; main({child.fileno()}, {self.device!r}, {confine!r})"

@@ -23,7 +23,8 @@ from .sandbox import Worker, WorkerDied
 # under 0.5 s on a 2-core laptop CPU; the limits leave a slow machine (or a CUDA warm-up) 20x room.
 CALL_TIMEOUT_S = 10.0
 CELL_TIMEOUT_S = 20.0
-LOAD_BUDGET_S = 120.0
+CELL_TIMEOUT_AFTER_HANG_S = 5.0  # once one cell hung, demo cells calling the same code should not each cost 20 s
+LOAD_BUDGET_S = 150.0
 
 
 class SubmissionFailure(Exception):
@@ -234,9 +235,9 @@ class RemoteSubmission(Submission):
     label = "remote"
 
     def __init__(self, program: Program, device: str = "cpu", memory_mb: int = 6144,
-                 hide: list[str] | None = None, readonly: list[str] | None = None):
+                 hide: list[str] | None = None):
         self.program = program
-        self.worker = Worker(device=device, memory_mb=memory_mb, hide=hide, readonly=readonly)
+        self.worker = Worker(device=device, memory_mb=memory_mb, hide=hide)
         self.report = LoadReport(notes=list(program.skipped))
         self.bad_cells: dict[int, CellOutcome] = {}  # cells that killed or hung the worker
         self.loaded = False
@@ -247,11 +248,11 @@ class RemoteSubmission(Submission):
         if self.worker.proc is None:
             self.worker.start()
 
-    def _exec(self, cell) -> CellOutcome:
+    def _exec(self, cell, timeout: float) -> CellOutcome:
         answer = self.worker.request(
             {"op": "exec_cell", "number": cell.number, "source": cell.source,
              "is_module": self.program.path.suffix == ".py"},
-            CELL_TIMEOUT_S,
+            timeout,
         )
         if answer.get("ok"):
             d = protocol.from_jsonable(answer.get("value"))
@@ -292,8 +293,9 @@ class RemoteSubmission(Submission):
                 if time.monotonic() - start > LOAD_BUDGET_S:
                     outcomes[cell.number] = CellOutcome(cell.number, False, "Timeout", "not run: the load time budget was spent")
                     continue
+                hung = self.bad_cells or any(o.error_type == "Timeout" for o in outcomes.values())
                 try:
-                    outcomes[cell.number] = self._exec(cell)
+                    outcomes[cell.number] = self._exec(cell, CELL_TIMEOUT_AFTER_HANG_S if hung else CELL_TIMEOUT_S)
                 except (WorkerDied, protocol.ProtocolError) as exc:
                     self.bad_cells[cell.number] = CellOutcome(cell.number, False, "ProcessStopped", str(exc))
                     died = True

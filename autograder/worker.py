@@ -22,7 +22,7 @@ def main(fd: int, device: str, confine: tuple | None = None) -> None:
 
     sock = socket.socket(fileno=fd)
     sys.argv = ["submission"]
-    runtime = Runtime(device=device)
+    runtime = Runtime(device=device, guard=True)
     runtime.isolation_notes = notes
     while True:
         try:
