@@ -165,6 +165,7 @@ class TinyLM(nn.Module):
         self.table = nn.Parameter(torch.randn(vocab_size, vocab_size, generator=g) * 0.5)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
         self.events: list[str] = []
+        self.losses: list[float] = []  # the loss of every forward with targets
         self._hook = self.table.register_post_accumulate_grad_hook(lambda p: self.events.append("backward"))
 
     def forward(self, idx, targets=None):
@@ -172,8 +173,8 @@ class TinyLM(nn.Module):
         logits = self.table[idx] + self.bias  # (B, T, V)
         loss = None
         if targets is not None:
-            B, T, V = logits.shape
-            loss = F.cross_entropy(logits.view(B * T, V), targets.view(B * T))
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+            self.losses.append(float(loss.detach()))
         return logits, loss
 
     def zero_grad(self, set_to_none: bool = True):
@@ -207,21 +208,6 @@ class RecordingSGD:
         for p in self.params:
             if p.grad is not None:
                 p.add_(p.grad, alpha=-self.lr)
-
-
-def replay_training(vocab_size: int, seed: int, stream: BatchStream, lr: float, max_iters: int):
-    """What a correct training loop does with these objects: (final state, losses)."""
-    model = TinyLM(vocab_size, seed)
-    opt = RecordingSGD(model, lr, events=[])
-    losses = []
-    for _ in range(max_iters):
-        x, y = stream("train")
-        _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}, losses
 
 
 class EvalModel(nn.Module):

@@ -97,11 +97,16 @@ def table(parts: list[PartScore]) -> str:
                      first if len(first) <= 90 else first[:87] + "..."))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
-    score = sum((p.score for p in parts), Fraction(0))
+    score = sum((p.score for p in parts if not p.bonus), Fraction(0))
     maximum = sum((p.points for p in parts if not p.bonus), Fraction(0))
+    bonus = [p for p in parts if p.bonus]
     lines.insert(1, "-" * len(lines[0]))
     lines.append("-" * len(lines[0]))
-    lines.append(f"total {fmt(score)} / {fmt(maximum)}")
+    extra = ""
+    if bonus:
+        extra = (f"  + bonus {fmt(sum((p.score for p in bonus), Fraction(0)))} / "
+                 f"{fmt(sum((p.points for p in bonus), Fraction(0)))}")
+    lines.append(f"total {fmt(score)} / {fmt(maximum)}{extra}")
     return "\n".join(lines)
 
 

@@ -1,70 +1,92 @@
 """Part train: the optimisation loop.
 
-Run on the grader's tiny model, batches and SGD; the grading process replays a correct loop
-with the same objects and compares the losses and the final parameters.
+Run on the grader's tiny model, batches and SGD, which record what the loop does with them. The
+hidden check replays a correct loop in the grading process and compares the parameters.
 """
 
 import torch
 
-from autograder.checking import close, expect, fail, need, number
-from autograder.objects import BatchStream, replay_training
+from autograder.checking import expect, fail, need, number
 
 PART = "train"
 V, SEED, LR, ITERS = 7, 3, 0.5, 6
 STREAM = (V, 4, 5, 11)  # vocab, batch, block, seed
 
 
-def _run(sub):
+def run(sub, iters=ITERS):
     need(sub, "train", "function")
     model = sub.make("TinyLM", V, SEED)
     opt = sub.make("RecordingSGD", model, LR)
     stream = sub.make("BatchStream", *STREAM)
-    losses = sub.call("train", model, opt, stream, ITERS)
+    losses = sub.call("train", model, opt, stream, iters)
     return model, stream, losses
 
 
-def _diagnose(events) -> str:
+def diagnose(events) -> str:
+    """What is wrong with the order of a training loop's calls, or "" when nothing is."""
     if not isinstance(events, list):
-        return ""
-    if "backward" not in events:
+        return "could not read what the loop did"
+    events = [e for e in events if e in ("forward", "backward", "step", "zero_grad")]
+    if events.count("backward") == 0:
         return "loss.backward() is never called"
-    if "step" not in events:
+    if events.count("step") == 0:
         return "optimizer.step() is never called"
-    if "zero_grad" not in events:
-        return "gradients are never reset (optimizer.zero_grad()), so they add up across steps"
-    first_step, first_backward = events.index("step"), events.index("backward")
-    if first_step < first_backward:
-        return "optimizer.step() runs before loss.backward() in a step"
+    if events.count("backward") != ITERS or events.count("step") != ITERS:
+        return (f"expected one backward and one optimizer step per iteration ({ITERS}), got "
+                f"{events.count('backward')} and {events.count('step')}")
+    since_step, stepped, backwards = [], False, 0
+    for e in events:
+        if e == "backward":
+            if stepped and "zero_grad" not in since_step:
+                return "gradients are not reset between steps (optimizer.zero_grad()), so they add up"
+            backwards += 1
+            since_step, stepped = [], False
+        elif e == "step":
+            if backwards == 0 or stepped:
+                return "optimizer.step() runs before loss.backward() in an iteration"
+            if "zero_grad" in since_step:
+                return "the gradients are reset between loss.backward() and optimizer.step(), so the step does nothing"
+            stepped, since_step = True, []
+        else:
+            since_step.append(e)
     return ""
 
 
-def test_train_updates_parameters(sub):
-    """After max_iters steps the parameters equal those of a correct loop (zero_grad, forward,
-    backward, step) on the same batches (atol 1e-5: float32 SGD over 6 steps)."""
-    model, _, _ = _run(sub)
-    expected, _ = replay_training(V, SEED, BatchStream(*STREAM), LR, ITERS)
-    state = model.state_dict()
-    hint = _diagnose(model.get("events"))
-    for name, want in expected.items():
-        close(state[name], want, f"parameter {name} after {ITERS} steps", atol=1e-5,
-              hint=hint or "each step: optimizer.zero_grad(); logits, loss = model(x, y); loss.backward(); optimizer.step()")
+def test_train_step_order(sub):
+    """Each iteration: forward, backward, step, with the gradients reset between one step and the
+    next backward (before the forward or after the step: both are right)."""
+    model, _, _ = run(sub)
+    problem = diagnose(model.get("events"))
+    expect(not problem, problem + ". Each step: optimizer.zero_grad(); logits, loss = model(x, y); "
+           "loss.backward(); optimizer.step()")
 
 
 def test_train_returns_step_losses(sub):
-    """A list of max_iters floats: the training loss of each step, in order (atol 1e-5)."""
-    _, _, losses = _run(sub)
-    _, want = replay_training(V, SEED, BatchStream(*STREAM), LR, ITERS)
+    """A list of max_iters floats: the loss of each step's forward pass, in order (atol 1e-6)."""
+    model, _, losses = run(sub)
     expect(isinstance(losses, list), f"train should return a list of losses, got {type(losses).__name__}")
     expect(len(losses) == ITERS, f"expected {ITERS} losses (one per step), got {len(losses)}")
-    got = torch.tensor([number(v, f"loss {i}") for i, v in enumerate(losses)], dtype=torch.float64)
-    close(got, torch.tensor(want, dtype=torch.float64), "returned losses", atol=1e-5,
-          hint="append loss.item() of each step's forward pass")
+    seen = model.get("losses")
+    got = [number(v, f"loss {i}") for i, v in enumerate(losses)]
+    if isinstance(seen, list) and len(seen) == ITERS:
+        for i, (g, s) in enumerate(zip(got, seen)):
+            if abs(g - s) > 1e-6:
+                fail(f"loss {i}: the model computed {s:.6g} in that step but train returned {g:.6g}. "
+                     "Hint: append loss.item() of each step's forward pass")
 
 
 def test_train_draws_train_batches(sub):
     """One get_batch_fn('train') per step, and never the validation split."""
-    _, stream, _ = _run(sub)
+    _, stream, _ = run(sub)
     calls = stream.get("calls")
     expect(isinstance(calls, list), "could not read the batch calls")
     expect(all(c == "train" for c in calls), "train drew validation batches: use get_batch_fn('train')")
     expect(len(calls) == ITERS, f"expected {ITERS} calls of get_batch_fn('train') (one per step), got {len(calls)}")
+
+
+def test_train_changes_parameters(sub):
+    model, _, _ = run(sub)
+    before = sub.make("TinyLM", V, SEED).state_dict()
+    after = model.state_dict()
+    expect(any(not torch.equal(before[k], after[k]) for k in before), "the parameters did not change: "
+           "call loss.backward() and optimizer.step() in every iteration")
