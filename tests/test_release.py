@@ -87,7 +87,8 @@ def test_check_cells_follow_the_convention(release):
     cells = _by_grade_id(release)
     for part, points in RUBRIC.items():
         c = cells[f"check_{part}"]
-        assert c.source == f'from autograder.notebook import check\ncheck("{part}", globals())'
+        assert c.source.startswith("from autograder.notebook import check\n"), c.source
+        assert re.search(rf'^check\("{part}", globals\(\)(, hidden=_hidden)?\)$', c.source, re.M), c.source
         md = c.metadata["nbgrader"]
         assert md["grade"] and md["locked"] and not md["solution"] and md["points"] == points
         assert c.metadata.get("editable") is False and c.metadata.get("deletable") is False
