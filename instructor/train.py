@@ -41,7 +41,8 @@ class Config:
     eval_interval: int = 500
     eval_iters: int = 100
     seed: int = 1337
-    threads: int = 0  # torch threads on the CPU (0: torch's default)
+    threads: int = 1  # torch threads on the CPU (0: torch's default). One: these models are too small
+    # to gain from a second thread, and two threads slow down badly when anything else runs
 
 
 # Presets. "cpu" is the lab's default, chosen by measurement (benchmarks/train_speed.py): it is the
