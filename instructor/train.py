@@ -50,13 +50,14 @@ class Config:
 # configuration (10,788,929 parameters). "nanogpt-cpu" re-implements nanoGPT's published CPU
 # configuration on this model. "tiny" is for tests.
 PRESETS = {
-    "cpu": Config(),
+    "cpu": Config(n_embd=128, n_head=4, n_layer=2, block_size=32, batch_size=48, lr=4e-3, min_lr=2e-4,
+                  warmup_iters=50, beta2=0.99, max_iters=650, eval_interval=130, eval_iters=50, threads=2),
     "lecture": Config(n_embd=384, n_head=6, n_layer=6, block_size=256, batch_size=64, dropout=0.2, lr=3e-4,
                       max_iters=5000, eval_interval=500, eval_iters=200),
-    "lecture-small": Config(),
+    "lecture-small": Config(threads=1),
     "nanogpt-cpu": Config(n_embd=128, n_head=4, n_layer=4, block_size=64, batch_size=12, dropout=0.0, lr=1e-3,
                           min_lr=1e-4, warmup_iters=100, beta2=0.99, weight_decay=0.1, max_iters=2000,
-                          eval_interval=250, eval_iters=20),
+                          eval_interval=250, eval_iters=20, threads=2),
     "tiny": Config(n_embd=16, n_head=2, n_layer=1, block_size=8, batch_size=4, max_iters=20, eval_interval=10,
                    eval_iters=2),
 }
