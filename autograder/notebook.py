@@ -8,6 +8,7 @@ that an nbgrader test cell awards it. Checks that need the hidden reference run 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import io
 import warnings
@@ -52,6 +53,7 @@ def _checks(part: str, hidden: bool):
     return found
 
 
+@functools.lru_cache(maxsize=1)  # one load per kernel, not one per check cell
 def _reference():
     import os
 

@@ -51,7 +51,7 @@ class Config:
 # configuration on this model. "tiny" is for tests.
 PRESETS = {
     "cpu": Config(n_embd=128, n_head=4, n_layer=2, block_size=32, batch_size=48, lr=4e-3, min_lr=2e-4,
-                  warmup_iters=50, beta2=0.99, max_iters=650, eval_interval=130, eval_iters=50, threads=2),
+                  warmup_iters=50, beta2=0.99, max_iters=700, eval_interval=140, eval_iters=50, threads=2),
     "lecture": Config(n_embd=384, n_head=6, n_layer=6, block_size=256, batch_size=64, dropout=0.2, lr=3e-4,
                       max_iters=5000, eval_interval=500, eval_iters=200),
     "lecture-small": Config(threads=1),
