@@ -40,17 +40,41 @@ class WorkerDied(Exception):
         self.timed_out = timed_out
 
 
-def _repository_to_hide() -> list[str]:
-    """Everything in the repository but what the worker runs: its own package (less the hidden
-    checks), the data loader and the Python environment when it lives in the repository."""
-    keep = {ROOT / "autograder", ROOT / "data"}
-    prefix = Path(sys.prefix).resolve()
-    hide = [str(ROOT / "autograder" / "hidden")]
-    for entry in sorted(ROOT.iterdir()):
-        if entry in keep or entry == prefix or entry in prefix.parents:
+# top-level folders the interpreter and its libraries need, never covered
+_SYSTEM = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc", "dev", "sys", "run", "var"}
+
+
+def paths_to_hide(keep: list[Path]) -> list[str]:
+    """Everything the worker has no business reading: along the way from ``/`` to each kept path
+    (its own code, the data loader, the Python installations, its folder), every other entry.
+    So the repository's other folders (``solutions/``, ``.git``), other checkouts, home folders and
+    other runs' temporary folders (a classmate's submission) are out of reach, while ``/usr``,
+    ``/lib``, ``/etc`` and the kept paths stay."""
+    keep = [Path(os.path.realpath(k)) for k in keep if os.path.exists(k)]
+    on_the_way = {a for k in keep for a in (k, *k.parents)}
+    hide = []
+    for folder in sorted(on_the_way):
+        if folder in keep:
             continue
-        hide.append(str(entry))
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if entry in on_the_way or (folder == Path("/") and entry.name in _SYSTEM):
+                continue
+            if entry.is_symlink() or not (entry.is_dir() or entry.is_file()):
+                continue  # a link leads to a covered or a system path; sockets and fifos hold no text
+            hide.append(str(entry))
     return hide
+
+
+def _keep() -> list[Path]:
+    keep = [ROOT / "autograder", ROOT / "data", Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix),
+            Path(sys.executable).resolve().parent.parent]
+    if os.environ.get("GPTLAB_DATA"):
+        keep.append(Path(os.environ["GPTLAB_DATA"]))
+    return keep
 
 
 def _become_subreaper() -> None:
@@ -66,7 +90,7 @@ class Worker:
     def __init__(self, device: str = "cpu", memory_mb: int = 6144, max_processes: int = 64,
                  hide: list[str] | None = None):
         self.device = device
-        self.hide = [*_repository_to_hide(), *(hide or [])]
+        self.extra_hide = list(hide or [])
         self.isolated = False
         self._pid_ns: str | None = None
         self.memory_mb = memory_mb
@@ -112,7 +136,8 @@ class Worker:
                 env[key] = os.environ[key]
         prefix = isolation.unshare_prefix()
         self.isolated = prefix is not None
-        confine = (self.hide, str(self.workdir)) if self.isolated else None
+        hide = [*paths_to_hide([*_keep(), self.workdir]), str(ROOT / "autograder" / "hidden"), *self.extra_hide]
+        confine = (hide, str(self.workdir)) if self.isolated else None
         code = (
             f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
             f"from autograder.worker import main; main({child.fileno()}, {self.device!r}, {confine!r})"

@@ -63,6 +63,7 @@ class Obj:
     sub: "Submission"
     handle: protocol.Handle
     what: str  # how it was made, for messages: "Head(16, 4, 8)"
+    variant: str = ""  # "+stand-ins" when built with the grader's stand-ins (other code, other time-out record)
 
     def _ask(self, op: str, what: str, **fields):
         return self.sub._ask(op, what, target=self.handle, **fields)
@@ -72,6 +73,7 @@ class Obj:
         return self._ask(
             "call", describe_call(name, args, kwargs), method=method, args=list(args), kwargs=kwargs,
             seed=_seed, values=_values, _timeout=_timeout,
+            _key=f"{self.handle.type}{self.variant}.{method or 'forward'}",
         )
 
     def __call__(self, *args, **kwargs):
@@ -117,8 +119,9 @@ class Submission:
             return Obj(self, value, what)
         return value
 
-    def _ask(self, op: str, what: str, _timeout=None, **fields):
-        key = _callable_key(op, fields)
+    def _ask(self, op: str, what: str, _timeout=None, _key=None, **fields):
+        """``_key`` names the submission code the request runs ("Head.forward"), for time-out records."""
+        key = _key
         fields = {k: _encode_arg(v) for k, v in fields.items()}
         answer = self._request({"op": op, **fields}, _timeout or CALL_TIMEOUT_S, key)
         if type(answer) is not dict or "ok" not in answer:
@@ -142,10 +145,14 @@ class Submission:
 
     def new(self, cls: str, *args, _seed: int = 0, _stubs=None, _values=None, _bypass_init=False, **kwargs) -> Obj:
         what = describe_call(cls, args, kwargs)
-        return self._ask(
+        variant = "+stand-ins" if _stubs else ""
+        obj = self._ask(
             "new", what, cls=cls, args=list(args), kwargs=kwargs, seed=_seed, stubs=_stubs,
-            values=_values, bypass_init=_bypass_init,
+            values=_values, bypass_init=_bypass_init, _key=f"{cls}(){variant}",
         )
+        if isinstance(obj, Obj):
+            obj.variant = variant
+        return obj
 
     def make(self, factory: str, *args, _seed: int = 0, **kwargs) -> Obj:
         return self._ask("make", f"the grader's {factory}", factory=factory, args=list(args), kwargs=kwargs, seed=_seed)
@@ -153,7 +160,7 @@ class Submission:
     def call(self, function: str, *args, _seed=None, _values=None, _timeout=None, **kwargs):
         return self._ask(
             "call", describe_call(function, args, kwargs), target=protocol.Global(function),
-            args=list(args), kwargs=kwargs, seed=_seed, values=_values, _timeout=_timeout,
+            args=list(args), kwargs=kwargs, seed=_seed, values=_values, _timeout=_timeout, _key=function,
         )
 
     def get(self, name: str):
@@ -165,21 +172,6 @@ class Submission:
 
     def reset(self) -> None:
         self._ask("reset", "resetting")
-
-
-def _callable_key(op: str, fields: dict) -> str | None:
-    """Which piece of submission code a request runs ("Head.forward", "train", "Head()")."""
-    if op == "new":
-        return f"{fields.get('cls')}()"
-    if op == "call":
-        target = fields.get("target")
-        if isinstance(target, Obj):
-            target = target.handle
-        if isinstance(target, protocol.Handle):
-            return f"{target.type}.{fields.get('method') or 'forward'}"
-        if isinstance(target, protocol.Global):
-            return target.name
-    return None
 
 
 def _encode_arg(value):
@@ -241,7 +233,7 @@ class RemoteSubmission(Submission):
         self.report = LoadReport(notes=list(program.skipped))
         self.bad_cells: dict[int, CellOutcome] = {}  # cells that killed or hung the worker
         self.loaded = False
-        self.hung: dict[str, str] = {}  # code that ran past its limit once: not run again
+        self.hung: dict[str, tuple[str, str]] = {}  # code that hung or crashed once: not run again
 
     def start(self) -> None:
         """Start the worker early: it imports torch while the grading process collects checks."""
@@ -309,8 +301,9 @@ class RemoteSubmission(Submission):
 
     def _request(self, message: dict, timeout: float, key: str | None = None) -> dict:
         if key is not None and key in self.hung:
-            # a second run of code that already hung would only spend the time budget again
-            return {"ok": False, "error": {"type": "Timeout", "message": f"was not run again: {key} {self.hung[key]}"}}
+            # code that hung or killed the worker once would only spend the time budget again
+            kind, why = self.hung[key]
+            return {"ok": False, "error": {"type": kind, "message": f"was not run again: {key} {why}"}}
         if not self.worker.alive or not self.loaded:
             self.load()
         try:
@@ -320,7 +313,9 @@ class RemoteSubmission(Submission):
             answer = {"ok": False, "error": {"type": kind, "message": str(exc)}}
         err = answer.get("error") if isinstance(answer, dict) else None
         if key is not None and isinstance(err, dict) and err.get("type") == "Timeout":
-            self.hung[key] = f"ran past its time limit in an earlier check ({err.get('message')})"
+            self.hung[key] = ("Timeout", f"ran past its time limit in an earlier check ({err.get('message')})")
+        elif key is not None and isinstance(err, dict) and err.get("type") == "ProcessDied":
+            self.hung[key] = ("ProcessDied", f"ended the submission's process in an earlier check ({err.get('message')})")
         return answer
 
     def close(self) -> None:

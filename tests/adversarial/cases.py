@@ -185,6 +185,10 @@ PATCH_TORCH_AND_GRADER = d("""
 # "returns None" instead of raising KeyError, so the submission (through its own patch) loses the
 # check "unknown character raises", and wins nothing: a forged answer is still an answer.
 TOKENIZER_FORGED_NONE = Only("matches reference", "vocabulary sorted", "encode is index in vocabulary", "round trip")
+# PATCH_BUILTINS defines `isinstance` and `len` as globals of the submission too, so its own decode
+# (`if isinstance(ids, torch.Tensor): ids = ids.tolist()`) breaks on a list: an honest loss of the round trip.
+TOKENIZER_OWN_ISINSTANCE = Only("matches reference", "vocabulary sorted", "encode is index in vocabulary",
+                                "unknown character raises")
 
 PATCH_BUILTINS = d("""
     import builtins, torch
@@ -616,9 +620,11 @@ CASES: list[Case] = [
          "the same patches over the reference: full marks, but for the one answer the patch itself forges",
          edits=(H.after_imports(PATCH_TORCH_AND_GRADER),), expect={"tokenizer": TOKENIZER_FORGED_NONE}),
     Case("patch_builtins_wrong_head", "monkeypatch", "isinstance / len lie; Head returns zeros",
-         edits=(H.after_imports(PATCH_BUILTINS), ZEROS_HEAD), expect={"head": HEAD_ZEROS}),
-    Case("patch_builtins_reference", "monkeypatch", "isinstance / len lie over the reference: full marks",
-         edits=(H.after_imports(PATCH_BUILTINS),)),
+         edits=(H.after_imports(PATCH_BUILTINS), ZEROS_HEAD),
+         expect={"head": HEAD_ZEROS, "tokenizer": TOKENIZER_OWN_ISINSTANCE}),
+    Case("patch_builtins_reference", "monkeypatch",
+         "isinstance / len lie over the reference: full marks but for the round trip its own isinstance breaks",
+         edits=(H.after_imports(PATCH_BUILTINS),), expect={"tokenizer": TOKENIZER_OWN_ISINSTANCE}),
     Case("patch_manual_seed_wrong_get_batch", "monkeypatch",
          "torch.manual_seed always seeds 0; get_batch always starts at 0",
          edits=(H.after_imports(PATCH_MANUAL_SEED),
