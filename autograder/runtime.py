@@ -192,13 +192,6 @@ class Runtime:
             obj = obj[int(part)] if part.isdigit() and hasattr(obj, "__getitem__") else getattr(obj, part)
         return obj
 
-    def op_set(self, target, path, value):
-        obj = self._decode(target)
-        *head, last = path.split(".")
-        for part in head:
-            obj = getattr(obj, part)
-        setattr(obj, last, self._decode(value))
-
     def op_state_dict(self, target):
         module = self._decode(target)
         return {k: v for k, v in module.state_dict().items()}

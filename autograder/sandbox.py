@@ -206,13 +206,6 @@ class Worker:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
 
-    def output_tail(self, limit: int = 2000) -> str:
-        try:
-            data = self.log_path.read_bytes()[-limit:]
-        except (OSError, AttributeError):
-            return ""
-        return data.decode("utf-8", "replace")
-
     def _police(self) -> None:
         if self.proc is not None and _process_count(self.proc.pid, self._namespace()) > self.max_processes:
             self.kill()

@@ -82,9 +82,6 @@ class Obj:
     def get(self, path: str):
         return self._ask("get", f"{self.what}.{path}", path=path)
 
-    def set(self, path: str, value) -> None:
-        self._ask("set", f"setting {self.what}.{path}", path=path, value=value)
-
     def state_dict(self) -> dict:
         return self._ask("state_dict", f"{self.what}.state_dict()")
 

@@ -22,3 +22,11 @@ class Edit:
 
 Mutant = Edit  # a bug: its part must lose points, every other part keep all of them
 Alternative = Edit  # a valid implementation: every part keeps all its points
+
+
+# the reference's MultiHeadAttention.forward, the text that the batched mutant and alternative replace
+MHA_FORWARD = (
+    "out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, num_heads * hs)\n"
+    "        out = self.dropout(self.proj(out))  # (B, T, C)\n"
+    "        return out"
+)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
+from tests.bank import MHA_FORWARD as _MHA_FORWARD
 from tests.bank import Alternative
 
 _A = Alternative
 
-_MHA_FORWARD = (
-    "out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, num_heads * hs)\n"
-    "        out = self.dropout(self.proj(out))  # (B, T, C)\n"
-    "        return out"
-)
 # The same computation as the heads in a batch, with the right split (view(B, T, H, hs) then
 # transpose); each head's dropout is folded into one nn.Dropout on the batched weights.
 _MHA_BATCHED = """B, T, C = x.shape

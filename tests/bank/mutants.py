@@ -6,6 +6,7 @@ Each mutant must lose points in its own part (the part of the cell it edits; GPT
 
 from __future__ import annotations
 
+from tests.bank import MHA_FORWARD as _MHA_FORWARD
 from tests.bank import Mutant
 
 _M = Mutant
@@ -16,11 +17,6 @@ _HEAD_MASK = 'wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))'
 _HEAD_MASK_SOFTMAX = (
     'wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))  # (B, T, T) causal mask\n'
     "        wei = F.softmax(wei, dim=-1)"
-)
-_MHA_FORWARD = (
-    "out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, num_heads * hs)\n"
-    "        out = self.dropout(self.proj(out))  # (B, T, C)\n"
-    "        return out"
 )
 # A batched MultiHeadAttention.forward that reads the heads' own weights, but splits the
 # projected (B, T, H*hs) tensor into heads with a plain view(B, H, T, hs): that mixes time steps
