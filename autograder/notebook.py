@@ -1,20 +1,21 @@
-"""The check cells of the notebook: ``check("head", globals())``.
+"""The check cells of the notebook: ``check("head", globals())`` (runs in the student's own kernel).
 
-Runs the same visible checks as ``pytest autograder`` for one part, in the notebook's own process
-(immediate feedback, on Colab too), prints one line per check, and returns the part's score so
-that an nbgrader test cell awards it. Checks that need the hidden reference run only at grading.
+The student's immediate self-check: it runs the visible checks of one part in the notebook's own
+process (on Colab too), prints one line per check and returns the visible checks' share of the
+part's points. Nothing it returns counts at grading time: every grade (``pytest autograder``,
+``grade_class``, Gradescope, ``nbgrader autograde``) is computed by the isolated grader, outside
+the process that runs the student's code. So this module never reads the reference solution and
+never runs a hidden check.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib
 import io
 import warnings
 import inspect
 from fractions import Fraction
-from pathlib import Path
 
 from .checking import PARTS, explain
 from .report import load_rubric
@@ -31,8 +32,9 @@ def _marks(fn, name: str):
     return [m for m in getattr(fn, "pytestmark", []) if m.name == name]
 
 
-def _checks(part: str, hidden: bool):
-    """[(name, function, keyword arguments)] of a part's checks, parametrisations expanded."""
+def _checks(part: str, hidden: bool = False):
+    """[(name, function, keyword arguments)] of a part's checks, parametrisations expanded.
+    ``hidden`` adds the hidden checks (the instructor's tools count them; the notebook never runs them)."""
     modules = [importlib.import_module(f"autograder.test_{part}")]
     if hidden:
         modules.append(importlib.import_module("autograder.hidden.test_hidden_reference"))
@@ -53,30 +55,17 @@ def _checks(part: str, hidden: bool):
     return found
 
 
-@functools.lru_cache(maxsize=1)  # one load per kernel, not one per check cell
-def _reference():
-    import os
-
-    from .loader import definitions_only, read_submission
-    from .submission import LocalSubmission
-
-    path = Path(os.environ.get("GPTLAB_REFERENCE", Path(__file__).resolve().parent.parent / "solutions" / "gpt_lab.ipynb"))
-    return LocalSubmission.from_program(definitions_only(read_submission(path)))
-
-
-def run_part(part: str, namespace: dict, hidden: bool = False) -> tuple[list[tuple[str, str]], int]:
-    """[(check name, "" if passed else message)], and the number of checks."""
+def run_part(part: str, namespace: dict) -> tuple[list[tuple[str, str]], int]:
+    """[(check name, "" if passed else message)] of the part's visible checks, and their number."""
     from .submission import LocalSubmission
 
     sub = LocalSubmission(namespace)
-    ref = _reference() if hidden else None
     results = []
-    for name, fn, kwargs in _checks(part, hidden):
+    for name, fn, kwargs in _checks(part):
+        if "ref" in inspect.signature(fn).parameters:
+            continue  # needs the reference: only the isolated grader runs it
         try:
-            if "ref" in inspect.signature(fn).parameters:
-                fn(sub, ref, **kwargs)
-            else:
-                fn(sub, **kwargs)
+            fn(sub, **kwargs)
             results.append((name, ""))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message for the student
             while getattr(exc, "exceptions", None):  # hypothesis groups
@@ -87,24 +76,23 @@ def run_part(part: str, namespace: dict, hidden: bool = False) -> tuple[list[tup
     return results, len(results)
 
 
-def check(part: str, namespace: dict, hidden: bool = False) -> Score:
-    """Run a part's checks on the notebook's globals; ``hidden=True`` adds the checks that need
-    the reference (nbgrader's hidden test regions, at grading time)."""
+def check(part: str, namespace: dict) -> Score:
+    """Run a part's visible checks on the notebook's globals: a self-check, never a grade."""
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r}; parts are {', '.join(PARTS)}")
     # nbgrader gives 0 to a test cell that writes to stderr: keep warnings out of it
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
-        results, total = run_part(part, namespace, hidden)
+        results, total = run_part(part, namespace)
     points = load_rubric()[0].get(part, Fraction(0))
-    pending = 0 if hidden else _pending(part)
+    pending = _pending(part)
     passed = sum(1 for _, message in results if not message)
     for name, message in results:
         print(f"  [{'PASS' if not message else 'FAIL'}] {part}: {name}" + (f"\n         {message}" if message else ""))
     score = points * passed / (total + pending) if total + pending else Fraction(0)
     more = f"; {pending} hidden checks run at grading time" if pending else ""
-    print(f"{part}: {passed}/{total} {'checks' if hidden else 'visible checks'} passed{more}: "
-          f"{float(score):.2f} of {float(points):.2f} points so far")
+    print(f"{part}: {passed}/{total} visible checks passed{more}: "
+          f"{float(score):.2f} of {float(points):.2f} points so far (a self-check: the autograder grades)")
     return Score(float(score))
 
 
