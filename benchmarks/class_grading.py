@@ -1,7 +1,8 @@
 """A class of mixed submissions graded two ways, in the same run: ``instructor.grade_class``
-(parallel, sandboxed) and ``nbgrader autograde`` (one notebook at a time, in the course template).
+(parallel, sandboxed) and the nbgrader path (``python -m instructor.autograde``: the same isolated
+grading, in parallel, then ``nbgrader autograde`` writing the scores into the gradebook).
 
-    python benchmarks/class_grading.py [--students 50] [--jobs 2]
+    python benchmarks/class_grading.py [--students 20] [--jobs 2]
 
 The class cycles through five kinds of notebook: the reference, the untouched stubs, a Head scaled
 by n_embd ** -0.5, a training loop without zero_grad, and a notebook with a syntax error in one cell.
@@ -57,7 +58,7 @@ def kinds() -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--students", type=int, default=50)
+    parser.add_argument("--students", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
     env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
@@ -83,12 +84,12 @@ def main() -> int:
               f"{ours / len(paths):.2f} s per submission")
 
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "gpt_lab"], cwd=course, env=env,
-                              capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "instructor.autograde", "gpt_lab", "--jobs", str(args.jobs),
+                               "--force"], cwd=course, env=env, capture_output=True, text=True)
         theirs = time.perf_counter() - t0
-        print(f"nbgrader autograde: {theirs:.1f} s for {len(paths)} submissions, "
+        print(f"nbgrader path (instructor.autograde, {args.jobs} jobs): {theirs:.1f} s for {len(paths)} submissions, "
               f"{theirs / len(paths):.2f} s per submission (exit {proc.returncode})")
-        print(f"ratio nbgrader / grade_class: {theirs / ours:.1f}")
+        print(f"ratio nbgrader path / grade_class: {theirs / ours:.2f}")
 
         from nbgrader.api import Gradebook
 

@@ -10,26 +10,27 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# The gpt-lab checkout: its autograder/ and data/ packages are imported by the notebook's check cells
-# (the hidden checks read the reference solutions/gpt_lab.ipynb next to autograder/), and
+# The gpt-lab checkout: its autograder/ grades each submission (in a sandboxed worker) and
 # instructor/nbgrader_plugins.py holds the preprocessors below. course_init fills in _DEFAULT_ROOT.
 _DEFAULT_ROOT = None
 REPO = Path(os.environ.get("GPTLAB_ROOT") or _DEFAULT_ROOT or HERE.parent).resolve()
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-# the kernels nbgrader starts inherit this environment: they import autograder and data from REPO
-_pp = os.environ.get("PYTHONPATH", "")
-if str(REPO) not in _pp.split(os.pathsep):
-    os.environ["PYTHONPATH"] = str(REPO) + (os.pathsep + _pp if _pp else "")
 # creating gradebook.db runs `alembic` from PATH: the one next to this Python
 _bin = str(Path(sys.executable).parent)
 if _bin not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = _bin + os.pathsep + os.environ.get("PATH", "")
 
-from instructor.nbgrader_plugins import RestoreTestCells, SkipSlowCells  # noqa: E402
+import warnings  # noqa: E402
+
+# nbgrader 0.9.6 with SQLAlchemy 2 warns on every submission about its own session handling
+# ("SAWarning: Object of type <SubmittedNotebook> not in session"): noise that buries the warnings that
+# matter (a tampered notebook, a submission that could not be graded).
+warnings.filterwarnings("ignore", message=r".*not in session, add operation along")
+
+from instructor.nbgrader_plugins import GradeInSandbox, RepairStructure  # noqa: E402
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds,  # noqa: E402
-                                    Execute, IgnorePattern, LimitOutput, OverwriteCells, OverwriteKernelspec,
-                                    SaveAutoGrades)
+                                    LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
@@ -41,19 +42,16 @@ c.CourseDirectory.db_url = f"sqlite:///{HERE / 'gradebook.db'}"
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".pytest_cache",
                             ".hypothesis", "*.pt", "*.pth", ".DS_Store"]
 
-# The notebook imports torch and runs the checks (hidden ones included) in each check cell.
-c.Execute.timeout = 300
-c.Execute.interrupt_on_timeout = True
+# Grading never runs the student's notebook in nbgrader's kernel (instructor/nbgrader_plugins.py):
+# the isolated grader grades the submitted file, the same as `pytest autograder --submission FILE`,
+# and the check cells receive its scores. One budget per notebook, not per cell:
+c.GradeInSandbox.timeout = 600
+# c.GradeInSandbox.reference = "..."   # default: source/<assignment>/<notebook>.ipynb of this course
 
-# A test cell that writes to stderr scores 0: drop torch's harmless warnings before scoring.
-c.IgnorePattern.enabled = True
-c.IgnorePattern.pattern = (r"Failed to initialize NumPy|UserWarning: .*(torch|TypedStorage|NumPy|numpy)"
-                           r"|^\[W[0-9 :.]*[^\]]*\] Warning:|OMP: Info")
-
-# Sanitize: report and restore deleted / edited / metadata-stripped test cells before OverwriteCells.
-c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, RestoreTestCells, OverwriteKernelspec,
+# Sanitize: rebuild the released structure (metadata, test cells) first, then nbgrader's own checks.
+c.Autograde.sanitize_preprocessors = [RepairStructure, ClearOutput, DeduplicateIds, OverwriteKernelspec,
                                       OverwriteCells, CheckCellMetadata]
-# Autograde: cells tagged `slow` (training runs) are removed before the notebook is executed.
-# (nbgrader 0.9.6's list, with SkipSlowCells first)
-c.Autograde.autograde_preprocessors = [SkipSlowCells, Execute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
-                                       SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+# Autograde: nbgrader 0.9.6's list with GradeInSandbox in place of Execute (and nothing that reads
+# a kernel's stderr: no kernel runs).
+c.Autograde.autograde_preprocessors = [GradeInSandbox, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+                                       AssignLatePenalties, CheckCellMetadata]

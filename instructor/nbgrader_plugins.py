@@ -1,39 +1,47 @@
-"""nbgrader preprocessors for the gpt-lab course (``course/nbgrader_config.py`` wires them in).
+"""nbgrader preprocessors of the gpt-lab course (they run in the nbgrader process, the instructor's;
+``course/nbgrader_config.py`` orders them in nbgrader's pipelines).
 
-``SkipSlowCells`` (autograde stage, before ``Execute``)
-    Removes the cells tagged ``slow`` (training runs, experiments) so that they never run while
-    autograding. A cell that carries nbgrader metadata (a solution, test or locked cell) is never
-    removed, whatever its tags: tagging a check cell ``slow`` cannot make it disappear.
+nbgrader's own way of grading, executing the student's notebook in a kernel and scoring each test
+cell from what that kernel printed, lets the student's code decide its own grade (patch the check,
+hide the outputs, read the reference, kill nbgrader, rewrite the gradebook). Here nothing of the
+student's runs in nbgrader's process or kernel:
 
-``RestoreTestCells`` (sanitize stage, before ``OverwriteCells``)
-    nbgrader gives 0 points, without a word, to a test cell that a student deleted or whose cell
-    metadata was stripped (copying cells into a fresh notebook, some editors, ``nbstripout`` with
-    its metadata options). This preprocessor compares the submission with the gradebook's copy of
-    the assignment and, for every graded cell:
+``RepairStructure`` (sanitize stage, first)
+    Rebuilds the graded structure of the submission from the gradebook (the released assignment):
+    every graded, solution and locked cell gets its released nbgrader metadata back; test cells get
+    their released source; cells deleted, stripped of metadata, renamed, retyped, duplicated or
+    re-flagged are found and restored; unknown grade ids are dropped. Each change is logged as a
+    warning naming the ``grade_id`` and listed in a note at the top of the autograded notebook (so in
+    the feedback). The notebook is graded from the released structure, never skipped.
 
-    * present but edited: reported (``OverwriteCells`` then restores its source from the gradebook);
-    * present without its nbgrader metadata (found by its nbformat cell id, or by its released
-      source): the metadata is put back;
-    * missing: the gradebook's cell is inserted again after the nearest earlier graded cell that
-      is still there (the end of the notebook if none), so its check runs.
+``GradeInSandbox`` (autograde stage, in place of ``Execute``)
+    Grades the submitted file with the isolated grader, exactly as ``pytest autograder --submission
+    FILE --reference SOURCE`` does (through ``instructor.grade_class``: a grading process per
+    submission, the student's code in its sandboxed worker, one time budget per notebook, results
+    cached by submission and grader), and writes into each check cell its part's PASS/FAIL lines and
+    score. nbgrader's ``SaveAutoGrades`` then reads those scores. The kernel is never started.
 
-    Every case is logged as a warning naming the ``grade_id`` and listed in a markdown note
-    inserted at the top of the autograded notebook (and so in the feedback). It never zeroes a
-    cell itself.
+The reference is the course's own source notebook (``source/<assignment>/<notebook>.ipynb``): what
+the instructor edits is what the hidden checks compare with.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from fractions import Fraction
 from pathlib import Path
 
+import nbformat
 from nbformat.notebooknode import NotebookNode, from_dict
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Unicode
+from traitlets import Float, Unicode
 
 NOTE_MARKER = "gpt-lab autograder note"
+GRADER_MARKER = "gpt-lab grader report"
+RESULTS_FOLDER = "autograder_results"  # under the course root: <assignment>/<notebook>/<student>.json
+_PART = re.compile(r"""^check\(\s*["']([A-Za-z0-9_]+)["']""", re.MULTILINE)
 _HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*(\n|\Z)",
                      re.MULTILINE | re.DOTALL)
 
@@ -43,31 +51,33 @@ def released_source(source: str) -> str:
     return _HIDDEN.sub("", source)
 
 
+def part_of(source: str) -> str | None:
+    """The lab part a check cell grades: ``check("head", globals())`` -> ``head``."""
+    match = _PART.search(source or "")
+    return match.group(1) if match else None
+
+
 def _norm(source: str) -> str:
-    return "\n".join(line.rstrip() for line in source.strip().splitlines())
+    return "\n".join(line.rstrip() for line in str(source).strip().splitlines())
 
 
-class SkipSlowCells(NbGraderPreprocessor):
-    """Remove cells tagged ``slow`` (``tag``) before the notebook is executed."""
+def _coursedir(preprocessor):
+    from nbgrader.coursedir import CourseDirectory
 
-    tag = Unicode("slow", help="cells with this tag are removed before autograding runs the notebook").tag(config=True)
-
-    def preprocess(self, nb, resources):
-        kept, dropped = [], 0
-        for cell in nb.cells:
-            graded = utils.is_grade(cell) or utils.is_solution(cell) or utils.is_locked(cell)
-            if self.tag in cell.metadata.get("tags", []) and not graded:
-                dropped += 1
-                continue
-            kept.append(cell)
-        nb.cells = kept
-        if dropped:
-            self.log.info("removed %d cell(s) tagged %r: they do not run while autograding", dropped, self.tag)
-        return nb, resources
+    return CourseDirectory(parent=preprocessor.parent, config=preprocessor.config)
 
 
-class RestoreTestCells(NbGraderPreprocessor):
-    """Find graded cells that a submission deleted, edited or stripped of metadata; restore and report them."""
+def source_notebook_path(preprocessor, assignment_id: str, notebook_id: str) -> Path:
+    coursedir = _coursedir(preprocessor)
+    return Path(coursedir.format_path(coursedir.source_directory, ".", assignment_id)) / f"{notebook_id}.ipynb"
+
+
+# -- the released structure -------------------------------------------------------------------------
+
+
+class RepairStructure(NbGraderPreprocessor):
+    """Give every graded, solution and locked cell its released metadata (and test cells their
+    released source); restore what was deleted or stripped; report every change."""
 
     def preprocess(self, nb, resources):
         from nbgrader.api import Gradebook
@@ -77,48 +87,76 @@ class RestoreTestCells(NbGraderPreprocessor):
         student = info.get("student", "?")
         with Gradebook(info["db_url"]) as gb:
             source_nb = gb.find_notebook(notebook_id, assignment_id)
-            sources = {c.name: (c.cell_type, c.locked, c.source, c.checksum) for c in source_nb.source_cells}
-            graded = {c.name: float(c.max_score) for c in source_nb.grade_cells}
+            points = {c.name: float(c.max_score) for c in source_nb.grade_cells}
             solutions = {c.name for c in source_nb.solution_cells}
-        order, cell_ids = self._source_order(resources, notebook_id, assignment_id)
-        order = [g for g in order if g in sources] + sorted(g for g in sources if g not in order)
+            trusted = {c.name: {"cell_type": c.cell_type, "locked": bool(c.locked), "source": c.source,
+                                "checksum": c.checksum} for c in source_nb.source_cells}
+        order, cell_ids = self._source_order(assignment_id, notebook_id)
+        order = [g for g in order if g in trusted] + sorted(g for g in trusted if g not in order)
+        notes: list[str] = []
 
-        present = {}
-        for index, cell in enumerate(nb.cells):
+        for cell in nb.cells:  # metadata that is not a mapping: nothing of it can be trusted
+            if not isinstance(cell.get("metadata"), dict):
+                cell["metadata"] = from_dict({})
+            elif "nbgrader" in cell.metadata and not isinstance(cell.metadata["nbgrader"], dict):
+                del cell.metadata["nbgrader"]
+
+        # each released grade id is held by one cell: the one with its cell id, else its source, else the first
+        claims: dict[str, list] = {}
+        for cell in nb.cells:
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if grade_id and (utils.is_grade(cell) or utils.is_solution(cell) or utils.is_locked(cell)):
-                present[grade_id] = cell
-        notes = []
+            if grade_id is None:
+                continue
+            if not isinstance(grade_id, str) or grade_id not in trusted:
+                del cell.metadata["nbgrader"]
+                notes.append(f"a cell carried an unknown grade id `{str(grade_id)[:40]}`; it is graded as an "
+                             "ordinary cell")
+                continue
+            claims.setdefault(grade_id, []).append(cell)
+        present = {}
+        for grade_id, cells in claims.items():
+            keep = self._best(cells, cell_ids.get(grade_id), trusted[grade_id]["source"])
+            present[grade_id] = keep
+            for other in cells:
+                if other is not keep:
+                    del other.metadata["nbgrader"]
+                    notes.append(f"grade id `{grade_id}` was copied onto another cell; that copy is graded as an "
+                                 "ordinary cell")
+
         for grade_id in order:
-            if grade_id not in graded:
-                continue
-            cell_type, locked, source, checksum = sources[grade_id]
-            test = grade_id not in solutions
-            what = "test cell" if test else "graded answer cell"
-            if grade_id in present:
-                cell = present[grade_id]
-                if test and _norm(cell.source) not in (_norm(source), _norm(released_source(source))):
+            meta = self._metadata(grade_id, trusted[grade_id], points, solutions)
+            test = meta["grade"] and not meta["solution"]
+            what = "test cell" if test else ("graded answer cell" if meta["grade"] else "locked cell")
+            cell, stripped = present.get(grade_id), False
+            if cell is None:
+                cell = self._stripped(nb, cell_ids.get(grade_id), trusted[grade_id]["source"], test or meta["locked"])
+                stripped = cell is not None
+                if stripped:
+                    notes.append(f"{what} `{grade_id}` had lost its nbgrader metadata; the metadata was restored")
+            if cell is None:
+                if not meta["grade"]:
+                    continue  # a locked, ungraded cell: nbgrader's OverwriteCells keeps the rest
+                cell = self._new_cell(nb, grade_id, meta, trusted[grade_id]["source"], cell_ids.get(grade_id))
+                anchor = self._anchor(order, grade_id, present)
+                nb.cells.insert(nb.cells.index(anchor) + 1 if anchor is not None else len(nb.cells), cell)
+                notes.append(f"{what} `{grade_id}` was missing from the submission; it was added back"
+                             + (" (graded as an unanswered question)" if meta["solution"] else ""))
+            else:
+                changed = [] if stripped else self._changed_fields(cell, meta)
+                if changed:
+                    notes.append(f"{what} `{grade_id}`: its nbgrader metadata was changed ({', '.join(changed)}); "
+                                 "the released metadata was put back")
+                if cell.cell_type != meta["cell_type"]:
+                    self._retype(cell, meta["cell_type"])
+                cell.metadata["nbgrader"] = from_dict(meta)
+                if test and _norm(cell.source) not in (_norm(trusted[grade_id]["source"]),
+                                                       _norm(released_source(trusted[grade_id]["source"]))):
                     notes.append(f"{what} `{grade_id}` was edited; it is graded with the assignment's version")
-                continue
-            found = self._stripped(nb, grade_id, cell_ids.get(grade_id), source, test)
-            if found is not None:
-                found.metadata["nbgrader"] = self._metadata(grade_id, cell_type, locked, checksum, graded[grade_id],
-                                                            not test)
-                if test:
-                    found.source = source
-                present[grade_id] = found
-                notes.append(f"{what} `{grade_id}` had lost its nbgrader metadata; the metadata was restored")
-                continue
-            taken = {c.get("id") for c in nb.cells}
-            new_id = cell_ids.get(grade_id)
-            if not new_id or new_id in taken:
-                new_id = f"restored-{grade_id}"[:64]
-            cell = self._new_cell(grade_id, cell_type, locked, source, checksum, graded[grade_id], not test, new_id)
-            anchor = self._anchor(order, grade_id, present)
-            nb.cells.insert(nb.cells.index(anchor) + 1 if anchor is not None else len(nb.cells), cell)
+            if test or meta["locked"]:
+                cell.source = trusted[grade_id]["source"]
+                cell.metadata["editable"], cell.metadata["deletable"] = False, False
             present[grade_id] = cell
-            notes.append(f"{what} `{grade_id}` was missing from the submission; it was added back"
-                         + (" (graded as an unanswered question)" if not test else ""))
+
         for note in notes:
             self.log.warning("%s/%s (student %s): %s", assignment_id, notebook_id, student, note)
         if notes:
@@ -132,14 +170,10 @@ class RestoreTestCells(NbGraderPreprocessor):
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _source_order(self, resources, notebook_id: str, assignment_id: str):
+    def _source_order(self, assignment_id: str, notebook_id: str):
         """grade_ids in the source notebook's order, and their nbformat cell ids (empty if unreadable)."""
         try:
-            from nbgrader.coursedir import CourseDirectory
-
-            coursedir = CourseDirectory(parent=self.parent, config=self.config)
-            path = Path(coursedir.format_path(coursedir.source_directory, ".", assignment_id)) / f"{notebook_id}.ipynb"
-            nb = json.loads(path.read_text(encoding="utf-8"))
+            nb = json.loads(source_notebook_path(self, assignment_id, notebook_id).read_text(encoding="utf-8"))
         except Exception as exc:  # noqa: BLE001 - the gradebook alone still works
             self.log.warning("source notebook not readable (%s): restored cells go after the previous one found", exc)
             return [], {}
@@ -153,42 +187,188 @@ class RestoreTestCells(NbGraderPreprocessor):
         return order, ids
 
     @staticmethod
-    def _stripped(nb, grade_id, cell_id, source, test):
-        """The submission's cell that is ``grade_id`` without its metadata, or None."""
-        candidates = [c for c in nb.cells if not c.metadata.get("nbgrader", {}).get("grade_id")]
+    def _metadata(grade_id, trusted, points, solutions) -> dict:
+        meta = {"grade": grade_id in points, "grade_id": grade_id, "locked": trusted["locked"],
+                "solution": grade_id in solutions, "checksum": trusted["checksum"],
+                "cell_type": trusted["cell_type"], "schema_version": 3}
+        if grade_id in points:
+            meta["points"] = points[grade_id]
+        if meta["solution"]:
+            meta["locked"] = False
+        return meta
+
+    @staticmethod
+    def _changed_fields(cell, meta) -> list[str]:
+        got = cell.metadata.get("nbgrader", {})
+        changed = [k for k in ("grade", "solution", "locked", "points")
+                   if k in meta and (k not in got or got[k] != meta[k])]
+        if cell.cell_type != meta["cell_type"]:
+            changed.append("cell type")
+        if not meta["solution"] and "checksum" in got and got["checksum"] != meta["checksum"]:
+            changed.append("checksum")  # a solution cell's checksum is nbgrader's own business
+        return changed
+
+    @staticmethod
+    def _best(cells, cell_id, source):
+        for cell in cells:
+            if cell_id and cell.get("id") == cell_id:
+                return cell
+        for cell in cells:
+            if _norm(cell.source) in (_norm(source), _norm(released_source(source))):
+                return cell
+        return cells[0]
+
+    @staticmethod
+    def _stripped(nb, cell_id, source, by_source):
+        """The submission's cell that lost its nbgrader metadata: by cell id, else (test and locked
+        cells) by its released source."""
+        candidates = [c for c in nb.cells if "nbgrader" not in c.metadata]
         if cell_id:
             for c in candidates:
                 if c.get("id") == cell_id:
                     return c
-        if test:
+        if by_source:
             wanted = (_norm(source), _norm(released_source(source)))
             for c in candidates:
-                if c.cell_type == "code" and _norm(c.source) in wanted:
+                if _norm(c.source) in wanted:
                     return c
         return None
 
     @staticmethod
-    def _metadata(grade_id, cell_type, locked, checksum, points, solution):
-        return {"grade": True, "grade_id": grade_id, "locked": bool(locked), "solution": bool(solution),
-                "points": points, "checksum": checksum, "cell_type": cell_type, "schema_version": 3}
-
-    def _new_cell(self, grade_id, cell_type, locked, source, checksum, points, solution, cell_id):
-        cell = {"cell_type": cell_type, "id": cell_id, "source": source,
-                "metadata": {"nbgrader": self._metadata(grade_id, cell_type, locked, checksum, points, solution)}}
-        if not solution:
-            cell["metadata"].update(deletable=False, editable=False)
+    def _retype(cell, cell_type):
+        cell.cell_type = cell_type
         if cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        else:
+            cell.pop("outputs", None)
+            cell.pop("execution_count", None)
+
+    @staticmethod
+    def _new_cell(nb, grade_id, meta, source, cell_id):
+        taken = {c.get("id") for c in nb.cells}
+        if not cell_id or cell_id in taken:
+            cell_id = f"restored-{grade_id}"[:64]
+        cell = {"cell_type": meta["cell_type"], "id": cell_id, "source": source, "metadata": {"nbgrader": meta}}
+        if not meta["solution"]:
+            cell["metadata"].update(deletable=False, editable=False)
+        if meta["cell_type"] == "code":
             cell.update(outputs=[], execution_count=None)
         return from_dict(cell)
 
     @staticmethod
     def _anchor(order, grade_id, present):
-        """The submission's cell after which a missing ``grade_id`` goes: the nearest earlier graded,
-        solution or locked cell of the source that the submission has."""
+        """The cell after which a missing ``grade_id`` goes: the nearest earlier released cell present."""
         for earlier in reversed(order[:order.index(grade_id)]):
             if earlier in present:
                 return present[earlier]
         return None
 
 
-__all__ = ["SkipSlowCells", "RestoreTestCells", "released_source", "NOTE_MARKER", "NotebookNode"]
+# -- the grade --------------------------------------------------------------------------------------
+
+
+def part_results(data: dict) -> dict[str, dict]:
+    """Per part of a results.json: score and maximum (sums of its tests) and its check lines."""
+    parts: dict[str, dict] = {}
+    for test in data.get("tests") or []:
+        tags = test.get("tags") or [""]
+        entry = parts.setdefault(str(tags[0]), {"score": Fraction(0), "max": Fraction(0), "lines": []})
+        entry["score"] += Fraction(str(test.get("score") or 0))
+        entry["max"] += Fraction(str(test.get("max_score") or 0))
+        passed = test.get("status") == "passed"
+        name = str(test.get("name", ""))
+        line = f"  [{'PASS' if passed else 'FAIL'}] {name}"
+        if not passed and test.get("output"):
+            line += "\n" + "\n".join("         " + ln for ln in str(test["output"]).splitlines())
+        entry["lines"].append(line)
+    return parts
+
+
+def cell_score(points: float, part: dict | None) -> Fraction:
+    """The check cell's score: the part's score from the grader, on the cell's scale (the same
+    number when the cell's points are the part's points), never above the cell's points."""
+    if not part or part["max"] <= 0:
+        return Fraction(0)
+    cell_max = Fraction(str(points))
+    score = part["score"] if cell_max == part["max"] else cell_max * part["score"] / part["max"]
+    return min(max(score, Fraction(0)), cell_max)
+
+
+class GradeInSandbox(NbGraderPreprocessor):
+    """Grade the submitted file with the isolated grader; write each part's lines and score into its check cell."""
+
+    timeout = Float(600.0, help="seconds for grading one notebook, all of it (a hung submission is stopped "
+                                "there and gets 0 for what did not run)").tag(config=True)
+    reference = Unicode("", help="the reference solution the hidden checks compare with "
+                                 "(default: the course's source notebook)").tag(config=True)
+    results_directory = Unicode("", help="where each student's results JSON is cached (default: "
+                                         f"<course>/{RESULTS_FOLDER}/<assignment>/<notebook>)").tag(config=True)
+
+    def _paths(self, assignment_id, notebook_id, student):
+        coursedir = _coursedir(self)
+        submitted = (Path(coursedir.format_path(coursedir.submitted_directory, student, assignment_id))
+                     / f"{notebook_id}.ipynb")
+        reference = Path(self.reference) if self.reference else source_notebook_path(self, assignment_id, notebook_id)
+        results = (Path(self.results_directory) if self.results_directory
+                   else results_dir(coursedir.root, assignment_id, notebook_id))
+        return submitted, reference, results
+
+    def preprocess(self, nb, resources):
+        from instructor.grade_class import grade_many
+
+        info = resources["nbgrader"]
+        assignment_id, notebook_id, student = info["assignment"], info["notebook"], info["student"]
+        submitted, reference, out_dir = self._paths(assignment_id, notebook_id, student)
+        result = grade_many({student: submitted}, out_dir, jobs=1, reference=reference, timeout=self.timeout)[student]
+        try:
+            data = json.loads((out_dir / f"{student}.json").read_text())
+        except (OSError, ValueError) as exc:
+            data = {"tests": [], "output": f"no results ({exc})"}
+        parts = part_results(data)
+        problem = result.get("message") if result.get("status") != "ok" else ""
+        graded = 0
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            cell.outputs, cell.execution_count = [], None
+            if not (utils.is_grade(cell) and not utils.is_solution(cell)):
+                continue
+            graded += 1
+            part = part_of(cell.source)
+            points = float(cell.metadata["nbgrader"].get("points", 0))
+            if part is None:
+                text, score = ("this test cell names no gpt-lab part (`check(\"<part>\", globals())`): "
+                               "0 points\n"), Fraction(0)
+            elif problem:
+                text, score = f"{part}: not graded: {problem}\n", Fraction(0)
+            else:
+                entry = parts.get(part)
+                score = cell_score(points, entry)
+                lines = entry["lines"] if entry else [f"  the grader ran no check of part {part!r}"]
+                text = "\n".join(lines) + f"\n{part}: {float(score):.4g} of {points:.4g} points\n"
+            cell.outputs = [
+                nbformat.v4.new_output("stream", name="stdout", text=text),
+                nbformat.v4.new_output("execute_result", data={"text/plain": f"{float(score):.4f}"},
+                                       execution_count=1),
+            ]
+            cell.execution_count = 1
+        notes = str(data.get("output") or "").strip()
+        if problem or notes:
+            text = f"**{GRADER_MARKER}.** " + (f"This notebook could not be graded: {problem}\n\n" if problem else "")
+            text += "\n".join(f"* {line}" for line in notes.splitlines()[:20] if line.strip())
+            at = 1 if nb.cells and NOTE_MARKER in str(nb.cells[0].get("source", "")) else 0
+            nb.cells.insert(at, from_dict({"cell_type": "markdown", "metadata": {"tags": ["autograder-note"]},
+                                           "source": text, "id": "gptlab-grader-report"}))
+        level = self.log.warning if problem else self.log.info
+        level("%s/%s (student %s): graded in the sandbox: %s, %s points%s", assignment_id, notebook_id, student,
+              result.get("status"), result.get("total"), f" ({problem.splitlines()[0]})" if problem else "")
+        resources.setdefault("gptlab", {})["grade"] = {"status": result.get("status"), "cells": graded}
+        return nb, resources
+
+
+def results_dir(course_root, assignment_id: str, notebook_id: str) -> Path:
+    return Path(course_root) / RESULTS_FOLDER / assignment_id / notebook_id
+
+
+__all__ = ["RepairStructure", "GradeInSandbox", "released_source", "part_of", "part_results", "cell_score",
+           "results_dir", "NOTE_MARKER", "GRADER_MARKER", "NotebookNode"]
