@@ -121,6 +121,9 @@ def grade(path: Path, device: str, out_json: Path, timeout: float) -> Grade:
         checks[t["name"]] = t.get("status", "?")
         if t.get("status") != "passed" and part not in messages:
             messages[part] = f"{t['name']}: {(str(t.get('output') or '').splitlines() or [''])[0]}"
+    if device == "cuda" and "no GPU is available here" in str(data.get("output", "")):
+        return Grade(parts, checks, messages, seconds=seconds,
+                     error="the grader found no GPU and graded on the CPU (its --device cuda fallback)")
     return Grade(parts, checks, messages, seconds=seconds)
 
 
@@ -198,22 +201,32 @@ def grade_all(subs: dict[str, Path], runs: list[str], swap: dict[str, Path], out
 
 def cuda_preflight() -> tuple[bool, str]:
     """Can a process under the worker's RLIMIT_AS create a CUDA tensor? (CUDA reserves much virtual
-    address space at initialisation; the grading worker runs under this limit.)"""
+    address space at initialisation; the grading worker runs under this limit.) Tried without the
+    limit too, so that the answer says which of the two fails."""
     mem = WORKER_MEMORY_MB * 1024 * 1024
 
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
 
-    code = "import torch; x = torch.ones(4, device='cuda'); print(float((x * 2).sum().cpu()))"
-    try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                              preexec_fn=limit)
-    except subprocess.TimeoutExpired:
-        return False, "timed out after 120 s"
-    if proc.returncode == 0 and proc.stdout.strip() == "8.0":
+    def attempt(preexec) -> str:
+        code = "import torch; x = torch.ones(4, device='cuda'); print(float((x * 2).sum().cpu()))"
+        try:
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                                  preexec_fn=preexec)
+        except subprocess.TimeoutExpired:
+            return "timed out after 120 s"
+        if proc.returncode == 0 and proc.stdout.strip() == "8.0":
+            return ""
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        return lines[-1] if lines else f"exit {proc.returncode}"
+
+    limited = attempt(limit)
+    if not limited:
         return True, "ok"
-    lines = (proc.stderr or proc.stdout).strip().splitlines()
-    return False, lines[-1] if lines else f"exit {proc.returncode}"
+    plain = attempt(None)
+    if plain:
+        return False, f"fails even without the limit: {plain}"
+    return False, f"fails under the limit only: {limited}"
 
 
 # -- training ------------------------------------------------------------------------------------
@@ -286,7 +299,8 @@ def main(argv=None) -> int:
                         help="comma-separated: reference, assignment, mutant ids (default: %(default)s)")
     parser.add_argument("--swap", action="append", default=[], metavar="NAME=OTHER",
                         help="grade OTHER instead of NAME in the runs after the first (self-test: must fail)")
-    parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), help="gradings at a time")
+    parser.add_argument("--jobs", type=int, default=max(1, min(8, (os.cpu_count() or 2) // 2)),
+                        help="gradings at a time (default: half the cores, at most 8)")
     parser.add_argument("--grade-timeout", type=float, default=600.0, help="seconds per grading run")
     parser.add_argument("--no-train", action="store_true", help="grading comparison only")
     parser.add_argument("--config", help="training preset (default: lecture on cuda, tiny on the fallback)")
@@ -320,8 +334,8 @@ def main(argv=None) -> int:
         print(f"pre-flight: CUDA in a process limited to {WORKER_MEMORY_MB} MiB of address space "
               f"(the grading worker's RLIMIT_AS): {why}", flush=True)
         if not ok:
-            notes.append(f"CUDA fails under the worker's {WORKER_MEMORY_MB} MiB RLIMIT_AS ({why}): "
-                         "the worker (autograder/sandbox.py) cannot run a submission on the GPU")
+            notes.append(f"the CUDA pre-flight failed ({why}); if only under the limit, the grading worker "
+                         f"(autograder/sandbox.py, RLIMIT_AS {WORKER_MEMORY_MB} MiB) cannot use the GPU")
 
     names = [n.strip() for n in args.submissions.split(",") if n.strip()]
     work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="gpu-check-"))
