@@ -5,7 +5,8 @@
     benchmarks/gpu_check.sh [options]              # the same, its output also written to $OUT/gpu_check.log
 
 With CUDA (``--device auto`` finds it):
-1. pre-flight: can a process under the grading worker's address-space limit use the GPU?
+1. pre-flight: can a process started like the grading worker (its environment, its address-space
+   limit) use the GPU?
 2. grading: the reference, the untouched student notebook and a few mutants of the reference
    (tests/bank/mutants.py) are each graded with ``pytest autograder --device cpu``, then
    ``--device cuda`` twice (the second for determinism on the GPU); every per-part score and every
@@ -199,20 +200,32 @@ def grade_all(subs: dict[str, Path], runs: list[str], swap: dict[str, Path], out
 # -- CUDA under the worker's limits ------------------------------------------------------------
 
 
+def worker_env() -> dict:
+    """The environment the grading worker gets (autograder/sandbox.py, Worker.start): a short PATH,
+    no LD_LIBRARY_PATH, so a CUDA driver found only through the caller's environment is not found."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": tempfile.gettempdir(), "TMPDIR": tempfile.gettempdir(),
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "LANG": "C.UTF-8"}
+    for key in ("GPTLAB_DATA", "CUDA_VISIBLE_DEVICES"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
 def cuda_preflight() -> tuple[bool, str]:
-    """Can a process under the worker's RLIMIT_AS create a CUDA tensor? (CUDA reserves much virtual
-    address space at initialisation; the grading worker runs under this limit.) Tried without the
-    limit too, so that the answer says which of the two fails."""
+    """Can a process started like the grading worker (its environment, ``python -I``, its RLIMIT_AS)
+    create a CUDA tensor? CUDA reserves much virtual address space when it starts, and finds its
+    driver through the environment. When it cannot, each condition is tried alone to say which one
+    breaks it."""
     mem = WORKER_MEMORY_MB * 1024 * 1024
 
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
 
-    def attempt(preexec) -> str:
+    def attempt(env, preexec) -> str:
         code = "import torch; x = torch.ones(4, device='cuda'); print(float((x * 2).sum().cpu()))"
         try:
-            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                                  preexec_fn=preexec)
+            proc = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                                  timeout=120, env=env, preexec_fn=preexec, cwd=tempfile.gettempdir())
         except subprocess.TimeoutExpired:
             return "timed out after 120 s"
         if proc.returncode == 0 and proc.stdout.strip() == "8.0":
@@ -220,13 +233,16 @@ def cuda_preflight() -> tuple[bool, str]:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
         return lines[-1] if lines else f"exit {proc.returncode}"
 
-    limited = attempt(limit)
-    if not limited:
+    as_worker = attempt(worker_env(), limit)
+    if not as_worker:
         return True, "ok"
-    plain = attempt(None)
-    if plain:
-        return False, f"fails even without the limit: {plain}"
-    return False, f"fails under the limit only: {limited}"
+    found = [f"as the worker: {as_worker}"]
+    for what, env, preexec in (("plain (this environment, no limit)", None, None),
+                               ("the worker's environment alone", worker_env(), None),
+                               (f"the {WORKER_MEMORY_MB} MiB limit alone", None, limit)):
+        error = attempt(env, preexec)
+        found.append(f"{what}: {error or 'ok'}")
+    return False, "; ".join(found)
 
 
 # -- training ------------------------------------------------------------------------------------
@@ -330,12 +346,12 @@ def main(argv=None) -> int:
     if gpu:
         t0 = time.perf_counter()
         ok, why = cuda_preflight()
-        timings.append(("pre-flight: CUDA under the worker's address-space limit", time.perf_counter() - t0))
-        print(f"pre-flight: CUDA in a process limited to {WORKER_MEMORY_MB} MiB of address space "
-              f"(the grading worker's RLIMIT_AS): {why}", flush=True)
+        timings.append(("pre-flight: CUDA in a process started like the worker", time.perf_counter() - t0))
+        print(f"pre-flight: CUDA in a process started like the grading worker (its environment, python -I, "
+              f"RLIMIT_AS {WORKER_MEMORY_MB} MiB): {why}", flush=True)
         if not ok:
-            notes.append(f"the CUDA pre-flight failed ({why}); if only under the limit, the grading worker "
-                         f"(autograder/sandbox.py, RLIMIT_AS {WORKER_MEMORY_MB} MiB) cannot use the GPU")
+            notes.append(f"the CUDA pre-flight failed ({why}): the grading worker (autograder/sandbox.py) "
+                         "cannot use the GPU as it is started now")
 
     names = [n.strip() for n in args.submissions.split(",") if n.strip()]
     work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="gpu-check-"))
