@@ -41,7 +41,7 @@ def _row(out: str, name: str) -> str:
 
 
 def test_gpu_check_fallback_prints_equal_grades_and_says_no_gpu():
-    proc = _run("--submissions", "reference,assignment", "--train-steps", "10", "--eval-iters", "2",
+    proc = _run("--submissions", "reference", "--train-steps", "10", "--eval-iters", "2",
                 "--sample-tokens", "40")
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
@@ -49,10 +49,9 @@ def test_gpu_check_fallback_prints_equal_grades_and_says_no_gpu():
     assert lines[0].startswith("NO GPU HERE") and "NO GPU HERE" in lines[-1], out
     header = next(line for line in out.splitlines() if line.startswith("submission"))
     assert "tokenizer" in header and "train" in header and header.endswith("same"), header
-    ref, assignment = _row(out, "reference"), _row(out, "assignment")
-    # the reference earns every point (tokenizer 0.50 ... train 0.50), the untouched notebook none
-    assert ref.endswith("yes") and "0.50" in ref and "0.00" not in ref, ref
-    assert assignment.endswith("yes") and set(assignment.split()[1:-1]) == {"0.00"}, assignment
+    ref = _row(out, "reference")
+    # the reference earns every point of every part (tokenizer 0.50 ... quiz 0.50)
+    assert ref.endswith("yes") and len(ref.split()) == len(header.split()) and "0.00" not in ref, ref
     assert "grades identical across cpu#1 / cpu#2: yes" in out
     assert "10 steps in" in out and "val loss reached" in out, out
     sample = out.split("sample (prompt 'ROMEO:'):\n", 1)[1].split("\ntime of each step:", 1)[0]
