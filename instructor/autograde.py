@@ -18,7 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from instructor.nbgrader_plugins import results_dir
+import nbformat
+
+from instructor.nbgrader_plugins import GRADER_MARKER, results_dir
 
 
 def submitted_notebooks(course: Path, assignment: str) -> dict[str, dict[str, Path]]:
@@ -31,6 +33,39 @@ def submitted_notebooks(course: Path, assignment: str) -> dict[str, dict[str, Pa
         for nb in sorted(folder.glob("*.ipynb")):
             found.setdefault(nb.stem, {})[student_dir.name] = nb
     return found
+
+
+def unreadable(path: Path) -> str:
+    """Why nbgrader cannot read this notebook at all ('' if it can): it then grades nothing and
+    writes nothing for it, and the submission would look like a blank one."""
+    try:
+        nbformat.read(path, as_version=4)
+    except Exception as exc:  # noqa: BLE001 - whatever nbformat raises, nbgrader raises too
+        return f"{type(exc).__name__}: {str(exc)[:300]}"
+    return ""
+
+
+def record_unreadable(course: Path, assignment: str, notebook_id: str, student: str, reason: str) -> None:
+    """Give an unreadable notebook a graded 0 with its reason: every grade cell 0 and not waiting for a
+    human, and an autograded notebook (the released one with a note) for the feedback."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        try:
+            gb.find_submission(assignment, student)
+        except MissingEntry:
+            gb.add_submission(assignment, student)
+        submission = gb.find_submission_notebook(notebook_id, assignment, student)
+        for grade in submission.grades:
+            grade.auto_score, grade.manual_score, grade.needs_manual_grade = 0, None, False
+        gb.db.commit()
+    nb = nbformat.read(course / "release" / assignment / f"{notebook_id}.ipynb", as_version=4)
+    note = (f"**{GRADER_MARKER}.** This notebook could not be graded: it could not be read as a notebook "
+            f"({reason}). Every autograded and written part counts 0; ask your teacher.")
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(note, id="gptlab-grader-report"))
+    out = course / "autograded" / student / assignment
+    out.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out / f"{notebook_id}.ipynb")
 
 
 def main(argv=None) -> int:
@@ -46,16 +81,35 @@ def main(argv=None) -> int:
 
     course = Path(args.course).resolve()
     source = course / "source" / args.assignment
+    broken: list[tuple[str, str, str]] = []
     for notebook_id, paths in submitted_notebooks(course, args.assignment).items():
         reference = source / f"{notebook_id}.ipynb"
         done = grade_many(paths, results_dir(course, args.assignment, notebook_id), jobs=args.jobs,
                           reference=reference, timeout=args.timeout, force=args.force)
         bad = {s: r for s, r in done.items() if r["status"] != "ok"}
         print(f"{notebook_id}: {len(done)} submissions graded in the sandbox, {len(bad)} with problems", flush=True)
+        broken += [(notebook_id, s, why) for s in bad if (why := unreadable(paths[s]))]
     cmd = [sys.executable, "-m", "nbgrader", "autograde", args.assignment, *args.nbgrader_args]
     if args.force:
         cmd.append("--force")
-    return subprocess.call(cmd, cwd=course)
+    rc = subprocess.call(cmd, cwd=course)
+    for notebook_id, student, why in broken:  # nbgrader failed on these (and said so): record why
+        record_unreadable(course, args.assignment, notebook_id, student, why)
+        print(f"{student}: {notebook_id}.ipynb is not a readable notebook ({why}): recorded as 0 with its reason",
+              flush=True)
+    # nbgrader exits non-zero when a notebook failed; those recorded above are handled
+    return 0 if rc == 0 or (broken and _only_those_failed(course, args.assignment, broken)) else rc
+
+
+def _only_those_failed(course: Path, assignment: str, broken) -> bool:
+    """Every submitted notebook not in ``broken`` has an autograded copy (nbgrader graded it)."""
+    skip = {(s, n) for n, s, _ in broken}
+    for notebook_id, paths in submitted_notebooks(course, assignment).items():
+        for student in paths:
+            if (student, notebook_id) not in skip and not (
+                    course / "autograded" / student / assignment / f"{notebook_id}.ipynb").exists():
+                return False
+    return True
 
 
 if __name__ == "__main__":

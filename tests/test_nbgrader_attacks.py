@@ -94,13 +94,13 @@ def graded(tmp_path_factory):
     rc, out = _run([sys.executable, "-m", "nbgrader", "generate_assignment", "gpt_lab"], root)
     assert rc == 0, out[-3000:]
     release = nbformat.read(root / "release" / "gpt_lab" / "gpt_lab.ipynb", as_version=4)
-    students = {case.id: build(release, case) for case in CASES}
+    students = {case.id: case.raw if case.raw is not None else build(release, case) for case in CASES}
     students.update({sid: student_notebook(release, base) for sid, (base, _) in CONTROLS.items()})
     for sid, nb in students.items():
         folder = root / "submitted" / sid / "gpt_lab"
         folder.mkdir(parents=True)
         # json, not nbformat.write: some cases are deliberately invalid notebooks
-        (folder / "gpt_lab.ipynb").write_text(json.dumps(nb, indent=1))
+        (folder / "gpt_lab.ipynb").write_text(nb if isinstance(nb, str) else json.dumps(nb, indent=1))
     guarded = [*sorted((REPO / "autograder").rglob("*.py")), REFERENCE, root / "source" / "gpt_lab" / "gpt_lab.ipynb",
                root / "nbgrader_config.py"]
     before = _digest(guarded)
@@ -108,12 +108,14 @@ def graded(tmp_path_factory):
     assert rc == 0, log[-5000:]
     rc, feedback_log = _run([sys.executable, "-m", "nbgrader", "generate_feedback", "gpt_lab"], root)
     assert rc == 0, feedback_log[-3000:]
-    scores = {}
+    scores, waiting = {}, {}
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         for sid in students:
             sub = gb.find_submission_notebook("gpt_lab", "gpt_lab", sid)
             scores[sid] = {g.name: (g.auto_score, float(g.max_score)) for g in sub.grades if g.cell.cell_type == "code"}
-    return {"root": root, "log": log, "scores": scores, "before": before, "after": _digest(guarded)}
+            waiting[sid] = {g.name for g in sub.grades if g.cell.cell_type == "code" and g.needs_manual_grade}
+    return {"root": root, "log": log, "scores": scores, "waiting": waiting, "before": before,
+            "after": _digest(guarded)}
 
 
 def _total(scores) -> float:
@@ -126,6 +128,11 @@ def test_attack_gets_its_honest_grade(graded, case):
     assert len(scores) == 12, f"every check cell is graded: {sorted(scores)}"
     assert sum(m for _, m in scores.values()) == pytest.approx(FULL)
     assert _total(scores) == pytest.approx(case.expected, abs=1e-9), f"{case.why}: {scores}"
+    assert not graded["waiting"][case.id], "an autograded cell left for a human looks like a blank submission"
+    nb = nbformat.read(graded["root"] / "autograded" / case.id / "gpt_lab" / "gpt_lab.ipynb", as_version=4)
+    if case.raw is not None:  # not a notebook: graded 0 all the same, with the reason in its feedback
+        assert "could not be read as a notebook" in nb.cells[0].source
+        assert f"{case.id}: gpt_lab.ipynb is not a readable notebook" in graded["log"]
 
 
 @pytest.mark.parametrize("sid", sorted(CONTROLS))

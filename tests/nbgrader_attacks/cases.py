@@ -51,6 +51,7 @@ class Case:
     tamper: Callable | None = None
     reported: tuple[str, ...] = ()  # grade ids the log and the note must name
     why: str = ""
+    raw: str | None = None  # the file's text as handed in, when it is not a notebook at all
 
 
 def _checks(nb):
@@ -221,6 +222,13 @@ print("[PASS] head: structure\\nhead: 9/9 checks passed: 1.00 of 1.00 points")
          why="the reference with a cell that ends its process: only that cell is lost"),
     Case("hang_reference", "reference", ["import time\nwhile True:\n    time.sleep(1)"], expected=FULL, at_end=True,
          why="the reference with a hanging cell at the end: graded within the budget, full marks"),
+]
+
+CASES += [
+    Case("not_json", "stub", raw='{"cells": [{"cell_type": "code", "source": "import os"',
+         why="a truncated file: nbgrader cannot read it; it must still get a graded 0 with its reason"),
+    Case("not_a_notebook", "stub", raw="def Head():\n    pass\n",
+         why="a Python file handed in under the notebook's name"),
 ]
 
 # Honest notebooks graded among the attacks (before and after them, in nbgrader's order): their
