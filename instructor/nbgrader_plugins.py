@@ -41,6 +41,7 @@ from traitlets import Float, Unicode
 NOTE_MARKER = "gpt-lab autograder note"
 GRADER_MARKER = "gpt-lab grader report"
 RESULTS_FOLDER = "autograder_results"  # under the course root: <assignment>/<notebook>/<student>.json
+_STOPPED = re.compile(r"\b(Timeout|ProcessStopped|ProcessDied|OutputTooLarge|DiskFull|MemoryError)\b|stopped|killed")
 _PART = re.compile(r"""^check\(\s*["']([A-Za-z0-9_]+)["']""", re.MULTILINE)
 _HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*(\n|\Z)",
                      re.MULTILINE | re.DOTALL)
@@ -359,9 +360,12 @@ class GradeInSandbox(NbGraderPreprocessor):
             at = 1 if nb.cells and NOTE_MARKER in str(nb.cells[0].get("source", "")) else 0
             nb.cells.insert(at, from_dict({"cell_type": "markdown", "metadata": {"tags": ["autograder-note"]},
                                            "source": text, "id": "gptlab-grader-report"}))
-        level = self.log.warning if problem else self.log.info
+        # what the sandbox had to stop (a hang, a fork bomb, a flood, a death) is named in the log as well
+        stopped = [line for line in notes.splitlines() if _STOPPED.search(line)]
+        cause = problem.splitlines()[0] if problem else "; ".join(stopped[:3])
+        level = self.log.warning if cause else self.log.info
         level("%s/%s (student %s): graded in the sandbox: %s, %s points%s", assignment_id, notebook_id, student,
-              result.get("status"), result.get("total"), f" ({problem.splitlines()[0]})" if problem else "")
+              result.get("status"), result.get("total"), f" ({cause})" if cause else "")
         resources.setdefault("gptlab", {})["grade"] = {"status": result.get("status"), "cells": graded}
         return nb, resources
 
