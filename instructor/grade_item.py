@@ -2,6 +2,11 @@
 
     python -m instructor.grade_item MANIFEST INDEX [INDEX ...] --out RESULTS_DIR
                                     [--root DIR] [--reference PATH] [--timeout S] [--force]
+    python -m instructor.grade_item MANIFEST --task T [--per-task K] [--items SPEC|@FILE] --out RESULTS_DIR ...
+
+The second form is for arrays: task T grades the T-th slice of K items of the selection (``--items``, ranges
+such as ``0-9,12``; default every item), so an array of dense task numbers 0..ceil(M/K)-1 covers any M items:
+a resubmission of scattered missing items, or 20,000 items under a cluster's MaxArraySize.
 
 Runs in one Slurm array task, one Kubernetes pod, or a shell loop; it keeps no state but the results folder:
 
@@ -36,7 +41,7 @@ import time
 from pathlib import Path
 
 from instructor.grade_class import grade_one, grader_version, rubric_parts, submission_hash
-from instructor.grade_manifest import Item, ManifestError, item_key, load
+from instructor.grade_manifest import Item, ManifestError, item_key, load, parse_spec, task_items
 
 RESULT_FORMAT = "gpt-lab result"
 RUNS_DIR = ".runs"
@@ -165,7 +170,12 @@ def grade(item: Item, results_dir: Path, reference: Path | None, timeout: float 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m instructor.grade_item", description=__doc__.split("\n\n")[0])
     ap.add_argument("manifest", help="the class's manifest (JSON from `python -m instructor.cluster manifest`, or CSV)")
-    ap.add_argument("index", nargs="+", type=int, help="item number(s), from 0")
+    ap.add_argument("index", nargs="*", type=int, help="item number(s), from 0")
+    ap.add_argument("--task", type=int, default=None, help="array task number (SLURM_ARRAY_TASK_ID, "
+                                                           "JOB_COMPLETION_INDEX): grade its slice of --items")
+    ap.add_argument("--per-task", type=int, default=1, help="items per task (with --task)")
+    ap.add_argument("--items", default=None, help="with --task: the items the array covers, as ranges (0-9,12) "
+                                                  "or @FILE holding them; default all")
     ap.add_argument("--out", required=True, help="the results folder: <id>.json per item")
     ap.add_argument("--root", default=None, help="where the submissions folder is mounted here, if not where the "
                                                  "manifest says")
@@ -176,7 +186,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         manifest = load(args.manifest, root=args.root)
-        items = [manifest.item(i) for i in args.index]
+        if (args.task is None) == (not args.index):
+            raise ManifestError("give either item numbers or --task")
+        if args.task is not None:
+            selection = parse_spec(args.items) if args.items is not None else list(range(len(manifest)))
+            indices = task_items(args.task, args.per_task, selection)
+        else:
+            indices = args.index
+        items = [manifest.item(i) for i in indices]
     except ManifestError as exc:
         print(f"grade_item: {exc}", file=sys.stderr)
         return 2
@@ -184,6 +201,8 @@ def main(argv=None) -> int:
     grader = grader_version(reference)
     parts = rubric_parts()
     rc = 0
+    if not items:
+        print(f"task {args.task}: no item in its slice (the selection has fewer items): nothing to do", flush=True)
     for item in items:
         try:
             what, result = grade(item, Path(args.out), reference, args.timeout, args.force, parts, grader)

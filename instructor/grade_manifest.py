@@ -134,3 +134,46 @@ def current_keys(manifest: Manifest, reference: Path | None = None) -> dict[str,
     """id -> the key a result must carry to be up to date (submissions hashed as they are now)."""
     grader = grader_version(reference if reference is not None else manifest.reference)
     return {it.id: item_key(submission_hash(it.path), grader) for it in manifest.items}
+
+
+def format_spec(indices) -> str:
+    """Item numbers as ranges, as Slurm writes arrays: [0, 1, 2, 5, 7, 8] -> "0-2,5,7-8" ("" for none)."""
+    out, run = [], []
+    for i in sorted(set(int(i) for i in indices)):
+        if run and i == run[-1] + 1:
+            run.append(i)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [i]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(out)
+
+
+def parse_spec(spec: str) -> list[int]:
+    """The inverse of format_spec; "@FILE" reads the spec from FILE."""
+    spec = spec.strip()
+    if spec.startswith("@"):
+        try:
+            spec = Path(spec[1:]).read_text().strip()
+        except OSError as exc:
+            raise ManifestError(f"cannot read the item list {spec[1:]}: {exc}") from None
+    out: list[int] = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        lo, sep, hi = part.partition("-")
+        try:
+            a, b = int(lo), int(hi) if sep else int(lo)
+        except ValueError:
+            raise ManifestError(f"bad item list {spec!r}: {part!r} is not N or N-M") from None
+        if a < 0 or b < a:
+            raise ManifestError(f"bad item list {spec!r}: {part!r}")
+        out.extend(range(a, b + 1))
+    return out
+
+
+def task_items(task: int, per_task: int, selection: list[int]) -> list[int]:
+    """The item numbers task ``task`` grades: the task-th slice of ``per_task`` items of the selection."""
+    if per_task < 1 or task < 0:
+        raise ManifestError(f"task {task} with {per_task} items per task")
+    return selection[task * per_task:(task + 1) * per_task]
