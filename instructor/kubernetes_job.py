@@ -113,8 +113,16 @@ def job_documents(manifest, results_dir, items: list[int], *, image: str, claim:
     return [grade, merge]
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """No anchors and aliases (&id001 / *id001) for the dicts the two Jobs share: plain YAML that reads as
+    written."""
+
+    def ignore_aliases(self, data):
+        return True
+
+
 def write_manifest(path, documents: list[dict]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump_all(documents, sort_keys=False, width=1000))
+    path.write_text(yaml.dump_all(documents, Dumper=_PlainDumper, sort_keys=False, width=1000))
     return path
