@@ -4,6 +4,7 @@
 # (its node is only resumed if it was drained); a second call costs well under a second.
 #
 #   bash .ci/start_slurm.sh            # install (Debian: slurm-wlm, munge) if missing, configure, start
+#   bash .ci/start_slurm.sh stop       # stop the daemons this script started (by their pid files)
 #
 # The configuration is the minimal one a container allows: SlurmUser=root, no cgroups
 # (ProctrackType=proctrack/linuxproc, TaskPlugin=task/none), consumable cores and memory, the node's real CPU
@@ -14,6 +15,13 @@ set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
     echo "start_slurm.sh: must run as root (it starts munged, slurmctld and slurmd)" >&2
     exit 1
+fi
+
+if [ "${1:-}" = stop ]; then
+    for pidfile in /run/slurmd.pid /run/slurmctld.pid /run/munge/munged.pid; do
+        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    done
+    exit 0
 fi
 
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
