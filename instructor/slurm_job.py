@@ -63,7 +63,9 @@ def write_scripts(manifest: str | os.PathLike, results_dir: str | os.PathLike, j
     for d in (jobdir / "logs", results_dir, grades_dir):
         d.mkdir(parents=True, exist_ok=True)
     minutes = minutes or task_minutes(per_task, timeout)
-    run = _runner(apptainer, [m.root, results_dir, grades_dir, jobdir, manifest.parent])
+    binds = [m.root, results_dir, grades_dir, jobdir, manifest.parent]
+    binds += [Path(r).resolve().parent for r in (reference, m.reference) if r]  # the reference, if not the image's
+    run = _runner(apptainer, binds)
     ref = f" --reference {shlex.quote(str(Path(reference).resolve()))}" if reference else ""
     q = lambda p: shlex.quote(str(p))  # noqa: E731
     part = f"#SBATCH --partition={partition}\n" if partition else ""
