@@ -116,7 +116,7 @@ if [ "$TASKS" -gt 0 ]; then
 else
     echo "every item has an up-to-date result: merge only" >&2
 fi
-MERGE=$(sbatch --parsable "${{DEPEND[@]}}" {q(jobdir / "merge.sbatch")})
+MERGE=$(sbatch --parsable ${{DEPEND[@]+"${{DEPEND[@]}}"}} {q(jobdir / "merge.sbatch")})  # bash 4.2 and set -u
 MERGE=${{MERGE%%;*}}
 echo "submitted the merge $MERGE (grades in {grades_dir})" >&2
 echo "$ARRAY $MERGE"
