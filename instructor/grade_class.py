@@ -1,7 +1,8 @@
 """Grade a whole class: one ``pytest autograder`` run per submission, several at once.
 
     python -m instructor.grade_class SUBMISSIONS_DIR --out OUT_DIR [--jobs N] [--reference PATH]
-                                     [--timeout S] [--force] [--assignment NAME]
+                                     [--timeout S] [--force] [--assignment NAME] [--roster FILE]
+                                     [--no-similarity]
 
 SUBMISSIONS_DIR is either nbgrader's layout (``submitted/<student>/<assignment>/*.ipynb``, i.e.
 ``DIR/<student>/<assignment>/...``) or a flat folder of notebooks / .py modules (student id = file stem).
@@ -9,14 +10,15 @@ SUBMISSIONS_DIR is either nbgrader's layout (``submitted/<student>/<assignment>/
 Each submission is graded in its own ``python -m pytest <repo>/autograder`` subprocess (own temp
 cwd and TMPDIR, own process group) with a wall-clock limit; on time-out the whole process tree is
 killed (the grader's worker runs in a session of its own, so the tree is collected with psutil) and
-the student gets status ``timeout`` and 0 points.
+the student gets status ``timeout``: not graded (no points in any CSV, listed in the summary).
 
 Output in OUT_DIR: ``<student>.json`` (the grader's Gradescope results.json, or a stand-in saying
 why there is none; ``extra_data.gptlab`` holds the verdict: status, one-line problem, tampering
 notes), ``grades.csv`` (a ``max`` row, then student, one column per rubric part, total, status,
 problem: ``instructor.exports``), ``canvas.csv`` and ``moodle.csv`` (LMS grade imports),
-``summary.txt`` (every submission that errored, timed out, was tampered with or was not found,
-with its reason: ``instructor.class_summary``, also printed at the end) and ``.cache.json``: a
+``similarity.html`` (``instructor.similarity``: pairs worth a human look), ``summary.txt``
+(every submission that errored, timed out, was tampered with or was not found, with its reason:
+``instructor.class_summary``, also printed at the end) and ``.cache.json``: a
 rerun skips a submission whose content hash and grader version (hash of autograder/*.py,
 autograder/hidden/*.py, the rubric and the reference) are unchanged, unless ``--force``.
 Progress (n / N, time left, errors so far) is shown with tqdm on stderr.
@@ -52,6 +54,7 @@ AUTOGRADER = REPO / "autograder"
 DEFAULT_REFERENCE = REPO / "solutions" / "gpt_lab.ipynb"
 CACHE_NAME = ".cache.json"
 CSV_NAME = "grades.csv"
+SIMILARITY_NAME = "similarity.html"
 CACHE_VERSION = 2  # 2: results carry status missing / tampered and a one-line problem
 STATUSES = class_summary.STATUSES
 _IGNORED = {".ipynb_checkpoints", "__pycache__", ".DS_Store"}
@@ -381,6 +384,7 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=300.0, help="wall-clock seconds per submission")
     ap.add_argument("--force", action="store_true", help="regrade even unchanged submissions")
     ap.add_argument("--assignment", default=None, help="nbgrader layout: the assignment folder to grade")
+    ap.add_argument("--no-similarity", action="store_true", help="do not write similarity.html")
     ap.add_argument("--roster", default=None, help="the class list (CSV with a 'student' column, or one id a "
                     "line): a student without a submission is listed as missing")
     args = ap.parse_args(argv)
@@ -420,6 +424,12 @@ def main(argv=None) -> int:
     counts = {s: sum(r["status"] == s for r in results.values()) for s in STATUSES}
     print(f"{len(results)} submissions ({cached} unchanged, skipped): "
           + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"; {Path(args.out) / CSV_NAME}")
+    if not args.no_similarity:
+        from instructor import similarity
+
+        page = Path(args.out) / SIMILARITY_NAME
+        pairs = similarity.report(paths, page)
+        print(f"similarity: {sum(p.score >= 0.5 for p in pairs)} pair(s) worth a look in {page}")
     print(class_summary.format_summary(load_results(results)))
     return 0
 
