@@ -17,16 +17,18 @@ from tests.conftest import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 _INLINE = re.compile(r"`([^`\n]+)`")
-_FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
+_FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```", re.M | re.S)
 _PLACEHOLDER = re.compile(r"[<>*$]|^X/|\.\.\.")
 
 
 def _snippets(doc: Path) -> list[str]:
-    """Inline code and each line of the fenced blocks (comments after `#` dropped)."""
+    """Inline code and each line of the fenced blocks (comments after `#` dropped), except blocks
+    marked ```text (an example of what a command prints, not commands or files)."""
     text = doc.read_text()
     found = [m.group(1).strip() for m in _INLINE.finditer(_FENCE.sub("", text))]
-    for block in _FENCE.findall(text):
-        found += [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+    for info, block in _FENCE.findall(text):
+        if info.strip() != "text":
+            found += [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
     return found
 
 
