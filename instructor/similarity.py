@@ -124,6 +124,18 @@ def _fingerprint(code: str, boilerplate=()):
                            language="python", fp=io.StringIO(code))
 
 
+def _refingerprint(fp, boilerplate):
+    """fp's code fingerprinted again with more boilerplate, without tokenizing it again (the
+    tokenizer is most of the time): copydetect fingerprints the normalised code unfiltered, and
+    the first pass's raw code and offsets map its matches back to the code as written."""
+    from copydetect import CodeFingerprint
+
+    again = CodeFingerprint("code.py", fp.k, GUARANTEE_T - NOISE_T + 1, boilerplate=list(boilerplate),
+                            filter=False, fp=io.StringIO(fp.filtered_code))
+    again.raw_code, again.offsets = fp.raw_code, fp.offsets
+    return again
+
+
 @dataclass
 class PartMatch:
     part: str
@@ -169,6 +181,12 @@ def _mark(code: str, slices) -> str:
     return marked
 
 
+def _once(cache: dict, key, make):
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
 def compare(codes: dict[str, dict[str, str]], release=RELEASE) -> list[Pair]:
     """Every pair of students (codes: student -> part -> code), best first."""
     from copydetect.detector import compare_files
@@ -178,13 +196,20 @@ def compare(codes: dict[str, dict[str, str]], release=RELEASE) -> list[Pair]:
     prints: dict[str, dict] = {}
     for part in PART_NAMES:
         stub = set(_fingerprint(stubs[part]).hashes) if part in stubs else set()
-        first = {s: _fingerprint(c[part], stub) for s, c in codes.items() if c.get(part, "").strip()}
+        memo: dict = {}  # the same code (an untouched stub, a shared copy) is tokenized once
+        first = {s: _once(memo, c[part], lambda code=c[part]: _fingerprint(code, stub))
+                 for s, c in codes.items() if c.get(part, "").strip()}
         seen: dict[int, int] = {}
         for fp in first.values():
             for h in fp.hashes:
                 seen[h] = seen.get(h, 0) + 1
         common = {h for h, n in seen.items() if n > common_limit}
-        prints[part] = {s: _fingerprint(codes[s][part], stub | common) for s in first} if common else first
+        if common:
+            again: dict = {}
+            prints[part] = {s: _once(again, id(fp), lambda fp=fp: _refingerprint(fp, stub | common))
+                            for s, fp in first.items()}
+        else:
+            prints[part] = first
     pairs = []
     for a, b in combinations(sorted(codes), 2):
         pair = Pair(a, b)
@@ -192,6 +217,10 @@ def compare(codes: dict[str, dict[str, str]], release=RELEASE) -> list[Pair]:
             if a not in fps or b not in fps:
                 continue
             fa, fb = fps[a], fps[b]
+            if fa.hashes.isdisjoint(fb.hashes):  # most pairs: nothing shared, no need for copydetect's slices
+                pair.parts.append(PartMatch(part, (0, 0), (int(fa.token_coverage), int(fb.token_coverage)),
+                                            (fa.raw_code, fb.raw_code), ()))
+                continue
             overlap, (r1, r2), (sa, sb) = compare_files(fa, fb)
             # copydetect's ratios are shared tokens over each side's counted tokens (its coverage)
             shared = (int(round(r1 * fa.token_coverage)), int(round(r2 * fb.token_coverage))) if overlap else (0, 0)

@@ -165,9 +165,8 @@ def test_grade_class_rerun_skips_unchanged_then_force_regrades(klass):
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("[!.]*.json")}
     csv_before = (out / "grades.csv").read_text()
     ref = ("--reference", klass["reference"], "--roster", klass["roster"], "--timeout", klass_bank.TIMEOUT_S)
-    stdout, _, elapsed = _cli(subs, "--out", out, "--jobs", 3, *ref)
+    stdout, _, _ = _cli(subs, "--out", out, "--jobs", 3, *ref)  # how fast: benchmarks/class_grading.py
     assert "12 unchanged, skipped" in stdout, stdout
-    assert elapsed < 30, f"a rerun of an unchanged class took {elapsed:.0f} s"
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("[!.]*.json") if p.stem != "zoe"} == \
         {k: v for k, v in before.items() if k != "zoe.json"}
     assert (out / "grades.csv").read_text() == csv_before
