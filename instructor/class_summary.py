@@ -127,3 +127,27 @@ def write_summary(results: dict[str, dict], out_dir: str | Path) -> Path:
     path = Path(out_dir) / SUMMARY_NAME
     path.write_text(format_summary(results) + "\n")
     return path
+
+
+def main(argv=None) -> int:
+    """``python -m instructor.class_summary RESULTS_DIR [--roster FILE]``: print (and write) the
+    summary of a folder of results JSON (grade_class's output, a cluster run's merged folder);
+    exit status 1 when a submission could not be graded."""
+    import argparse
+
+    from instructor.grade_class import read_roster_ids
+
+    ap = argparse.ArgumentParser(prog="python -m instructor.class_summary", description=main.__doc__.split("\n")[0])
+    ap.add_argument("results", help="a folder of <student>.json results")
+    ap.add_argument("--roster", default=None, help="the class list: a student without results is listed missing")
+    args = ap.parse_args(argv)
+    results = add_missing(load_folder(args.results), read_roster_ids(args.roster) if args.roster else ())
+    print(format_summary(results))
+    write_summary(results, args.results)
+    return 1 if any(status in NOT_GRADED for _, status, _ in problems(results)) else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

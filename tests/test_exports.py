@@ -167,3 +167,26 @@ def test_exports_cli_on_a_results_folder(tmp_path):
                            tmp_path / "submitted"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert read(tmp_path / "csv" / "canvas.csv")[1]["gpt_lab"] == "4.88"  # 6.5 x 0.75 = 4.875, half up
+
+
+def test_exports_summary_cli_on_a_results_folder(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    (tmp_path / "ann.json").write_text(json.dumps(results_json({p: (3, 3) for p in PARTS})))
+    (tmp_path / "ben.json").write_text(json.dumps({"tests": [], "output": "the grader crashed\ntraceback"}))
+    (tmp_path / "roster.txt").write_text("ann\nben\ncid\n")
+    cmd = [sys.executable, "-m", "instructor.class_summary", tmp_path, "--roster", tmp_path / "roster.txt"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("class summary: 3 students, 1 graded, 2 NOT graded (1 error, 0 timeout, 1 missing)")
+    assert lines[1].split()[:2] == ["ben", "error"] and lines[1].endswith("the grader crashed")
+    assert lines[2].split()[:2] == ["cid", "missing"] and len(lines) == 3
+    assert (tmp_path / "summary.txt").read_text() == proc.stdout
+    (tmp_path / "ben.json").unlink()
+    (tmp_path / "roster.txt").write_text("ann\n")
+    assert subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120).returncode == 0
