@@ -206,7 +206,9 @@ def _write_json(path: Path, data: dict) -> None:
 
 def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, timeout: float,
               parts: list[str]) -> dict:
-    """Run the grader on one submission; never raises for a bad submission."""
+    """Run the grader on one submission; never raises for a bad submission. The result's
+    ``status`` says whether grading finished (ok / error / timeout / missing); ``tampering``
+    lists the notes that make the class status ``tampered`` (``extra_data.gptlab`` of the JSON)."""
     out_dir = Path(out_dir)
     json_path = out_dir / f"{student}.json"
     started = time.monotonic()
@@ -252,11 +254,13 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
         shutil.rmtree(work, ignore_errors=True)
     notes = tampering.notes(path) if status == "ok" else []
     if notes:  # graded all the same (the grader runs its own checks), flagged for a human
-        status, message = "tampered", "; ".join(notes)
+        message = "; ".join(notes)
     if data is None:
         data = {"score": 0.0, "output": message, "tests": []}
     problem = class_summary.one_line(message)
-    data.setdefault("extra_data", {})["gptlab"] = {"status": status, "problem": problem, "tampering": notes}
+    # the class status (summary, CSVs): "tampered" for a graded submission with tampering notes
+    data.setdefault("extra_data", {})["gptlab"] = {"status": "tampered" if notes else status, "problem": problem,
+                                                   "tampering": notes}
     _write_json(json_path, data)
     scores, maxima = part_scores(data, parts)
     return {
@@ -268,6 +272,7 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
         "total": float(sum(exports.Decimal(str(v)) for v in scores.values())),
         "message": message,
         "problem": problem,
+        "tampering": notes,
         "seconds": round(time.monotonic() - started, 2),
         "cached": False,
         "json": str(json_path),
@@ -407,12 +412,13 @@ def main(argv=None) -> int:
         bar["bar"].set_postfix_str("0 not graded")
 
     def progress(r):
-        if r["status"] not in ("ok",):
+        if r["status"] != "ok" or r.get("tampering"):
             problems.append(r)
         b = bar["bar"]
         b.set_postfix_str(f"{sum(p['status'] in class_summary.NOT_GRADED for p in problems)} not graded, "
-                          f"{sum(p['status'] == 'tampered' for p in problems)} tampered")
-        b.write(f"{r['student']}: {r['status']} {r['total']:g} ({r['seconds']:.1f} s)"
+                          f"{sum(bool(p.get('tampering')) for p in problems)} tampered")
+        shown = "tampered" if r.get("tampering") else r["status"]
+        b.write(f"{r['student']}: {shown} {r['total']:g} ({r['seconds']:.1f} s)"
                 + (f": {r['problem']}" if r.get("problem") else ""), file=sys.stdout)
         b.update(1)
 
@@ -421,7 +427,7 @@ def main(argv=None) -> int:
                          force=args.force, progress=progress, roster=roster, start=start)
     bar["bar"].close()
     cached = sum(r["cached"] for r in results.values())
-    counts = {s: sum(r["status"] == s for r in results.values()) for s in STATUSES}
+    counts = class_summary.counts(load_results(results))
     print(f"{len(results)} submissions ({cached} unchanged, skipped): "
           + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"; {Path(args.out) / CSV_NAME}")
     if not args.no_similarity:
