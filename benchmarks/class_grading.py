@@ -6,8 +6,9 @@ grading, in parallel, then ``nbgrader autograde`` writing the scores into the gr
 
 The class cycles through five kinds of notebook: the reference, the untouched stubs, a Head scaled
 by n_embd ** -0.5, a training loop without zero_grad, and a notebook with a syntax error in one cell.
-Prints the wall time and the time per submission of each, and checks that both give each kind the
-same autograded total.
+Prints the wall time and the time per submission of each, the time of the class-level reports
+(summary and CSV exports, similarity page) side by side with the grading time, the class summary,
+and each kind's autograded total by both.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from instructor.course_init import init  # noqa: E402
-from instructor.grade_class import grade_many  # noqa: E402
+from instructor import class_summary, exports, similarity  # noqa: E402
+from instructor.grade_class import grade_many, load_results  # noqa: E402
 
 REFERENCE = ROOT / "solutions" / "gpt_lab.ipynb"
 ASSIGNMENT = ROOT / "assignment" / "gpt_lab.ipynb"
@@ -97,13 +99,26 @@ def main() -> int:
                 out = run()
                 times[name] = time.perf_counter() - t0
                 if name == "grade_class":
-                    results = out
+                    results, ours = out, times[name]
             ratios.append(times["nbgrader path"] / times["grade_class"])
             print(f"round {r + 1}: " + ", ".join(f"{k} {v:.1f} s ({v / len(paths):.2f} s per submission)"
                                               for k, v in times.items()) + f"; ratio {ratios[-1]:.2f}", flush=True)
         ratios.sort()
         print(f"{len(paths)} submissions, {args.jobs} jobs: ratio nbgrader path / grade_class, median of "
               f"{len(ratios)} rounds: {ratios[len(ratios) // 2] if len(ratios) % 2 else sum(ratios[len(ratios) // 2 - 1:len(ratios) // 2 + 1]) / 2:.2f}")
+
+        t0 = time.perf_counter()
+        data = load_results(results)
+        exports.export_all(data, tmp / "grades")
+        summary = class_summary.format_summary(data)
+        reports = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pairs = similarity.report(paths, tmp / "grades" / "similarity.html")
+        sim = time.perf_counter() - t0
+        print(f"class reports: summary + CSV exports {reports:.2f} s, similarity page {sim:.2f} s "
+              f"({len(pairs)} pairs, {sum(p.score >= 0.5 for p in pairs)} listed); "
+              f"ratio to grading: {reports / ours:.4f}, {sim / ours:.3f}")
+        print(summary)
 
         from nbgrader.api import Gradebook
 

@@ -1,7 +1,8 @@
 """Grade a whole class: one ``pytest autograder`` run per submission, several at once.
 
     python -m instructor.grade_class SUBMISSIONS_DIR --out OUT_DIR [--jobs N] [--reference PATH]
-                                     [--timeout S] [--force] [--assignment NAME]
+                                     [--timeout S] [--force] [--assignment NAME] [--roster FILE]
+                                     [--no-similarity]
 
 SUBMISSIONS_DIR is either nbgrader's layout (``submitted/<student>/<assignment>/*.ipynb``, i.e.
 ``DIR/<student>/<assignment>/...``) or a flat folder of notebooks / .py modules (student id = file stem).
@@ -9,13 +10,18 @@ SUBMISSIONS_DIR is either nbgrader's layout (``submitted/<student>/<assignment>/
 Each submission is graded in its own ``python -m pytest <repo>/autograder`` subprocess (own temp
 cwd and TMPDIR, own process group) with a wall-clock limit; on time-out the whole process tree is
 killed (the grader's worker runs in a session of its own, so the tree is collected with psutil) and
-the student gets status ``timeout`` and 0 points.
+the student gets status ``timeout``: not graded (no points in any CSV, listed in the summary).
 
 Output in OUT_DIR: ``<student>.json`` (the grader's Gradescope results.json, or a stand-in saying
-why there is none), ``grades.csv`` (student, one column per rubric part, total, status) and
-``.cache.json``: a rerun skips a submission whose content hash and grader version (hash of
-autograder/*.py, autograder/hidden/*.py, the rubric and the reference) are unchanged, unless
-``--force``.
+why there is none; ``extra_data.gptlab`` holds the verdict: status, one-line problem, tampering
+notes), ``grades.csv`` (a ``max`` row, then student, one column per rubric part, total, status,
+problem: ``instructor.exports``), ``canvas.csv`` and ``moodle.csv`` (LMS grade imports),
+``similarity.html`` (``instructor.similarity``: pairs worth a human look), ``summary.txt``
+(every submission that errored, timed out, was tampered with or was not found, with its reason:
+``instructor.class_summary``, also printed at the end) and ``.cache.json``: a
+rerun skips a submission whose content hash and grader version (hash of autograder/*.py,
+autograder/hidden/*.py, the rubric and the reference) are unchanged, unless ``--force``.
+Progress (n / N, time left, errors so far) is shown with tqdm on stderr.
 """
 
 from __future__ import annotations
@@ -40,13 +46,17 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
+from autograder.report import load_rubric
+from instructor import class_summary, exports, tampering
+
 REPO = Path(__file__).resolve().parent.parent
 AUTOGRADER = REPO / "autograder"
 DEFAULT_REFERENCE = REPO / "solutions" / "gpt_lab.ipynb"
 CACHE_NAME = ".cache.json"
 CSV_NAME = "grades.csv"
-CACHE_VERSION = 1
-STATUSES = ("ok", "timeout", "error")
+SIMILARITY_NAME = "similarity.html"
+CACHE_VERSION = 2  # 2: results carry status missing / tampered and a one-line problem
+STATUSES = class_summary.STATUSES
 _IGNORED = {".ipynb_checkpoints", "__pycache__", ".DS_Store"}
 
 
@@ -126,6 +136,8 @@ def grader_version(reference: Path | None = None) -> str:
     h = hashlib.sha256(_hash_files(files, base=AUTOGRADER).encode())
     ref = Path(reference or DEFAULT_REFERENCE)
     h.update(b"reference\0" + (ref.read_bytes() if ref.is_file() else b"<none>"))
+    # the tampering notes compare with the release and are part of the verdict
+    h.update(b"release\0" + _hash_files([tampering.RELEASE, Path(tampering.__file__)]).encode())
     return h.hexdigest()
 
 
@@ -170,15 +182,11 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 
 def part_scores(data: dict, parts: list[str]) -> tuple[dict[str, float], dict[str, float]]:
-    """Per-part (score, max) from a results.json: the sum over tests whose tags[0] is the part."""
-    score = {p: 0.0 for p in parts}
-    maximum = {p: 0.0 for p in parts}
-    for t in data.get("tests", []):
-        tags = t.get("tags") or [""]
-        part = tags[0]
-        score[part] = score.get(part, 0.0) + float(t.get("score") or 0)
-        maximum[part] = maximum.get(part, 0.0) + float(t.get("max_score") or 0)
-    return ({p: round(v, 4) for p, v in score.items()}, {p: round(v, 4) for p, v in maximum.items()})
+    """Per-part (score, max) of a results.json: points x passed / checks, rounded once as in every
+    CSV (``instructor.exports``: adding up exactly to the total), and the rubric's points."""
+    rubric, _ = load_rubric()
+    rounded = exports.round_parts(exports.exact_parts(data, rubric), exports.places_for(rubric))
+    return ({p: float(rounded.get(p, 0)) for p in parts}, {p: float(rubric.get(p, 0)) for p in parts})
 
 
 def _unreadable(data: dict) -> str:
@@ -198,7 +206,9 @@ def _write_json(path: Path, data: dict) -> None:
 
 def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, timeout: float,
               parts: list[str]) -> dict:
-    """Run the grader on one submission; never raises for a bad submission."""
+    """Run the grader on one submission; never raises for a bad submission. The result's
+    ``status`` says whether grading finished (ok / error / timeout / missing); ``tampering``
+    lists the notes that make the class status ``tampered`` (``extra_data.gptlab`` of the JSON)."""
     out_dir = Path(out_dir)
     json_path = out_dir / f"{student}.json"
     started = time.monotonic()
@@ -224,7 +234,7 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
                 rc = None
         tail = log_path.read_bytes()[-3000:].decode("utf-8", "replace")
         if rc is None:
-            status, message = "timeout", f"grading did not finish within {timeout:g} s: stopped, 0 points"
+            status, message = "timeout", f"grading did not finish within {timeout:g} s: stopped, not graded"
         elif rc not in (0, 1):
             message = f"the grader exited with status {rc}\n{tail}"
         else:
@@ -236,13 +246,21 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
             else:
                 unread = _unreadable(data)
                 if unread:  # not a submission at all (not a notebook, not UTF-8, ...): flag the row
-                    status, message = "error", unread
+                    status = "missing" if "does not exist" in unread else "error"
+                    message = unread.removeprefix("the submission could not be read: ")
     except Exception as exc:  # noqa: BLE001 - one bad submission never stops the batch
         message = f"could not run the grader: {type(exc).__name__}: {exc}"
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    notes = tampering.notes(path) if status == "ok" else []
+    if notes:  # graded all the same (the grader runs its own checks), flagged for a human
+        message = "; ".join(notes)
     if data is None:
-        data = {"score": 0.0, "output": message, "tests": [], "status": status}
+        data = {"score": 0.0, "output": message, "tests": []}
+    problem = class_summary.one_line(message)
+    # the class status (summary, CSVs): "tampered" for a graded submission with tampering notes
+    data.setdefault("extra_data", {})["gptlab"] = {"status": "tampered" if notes else status, "problem": problem,
+                                                   "tampering": notes}
     _write_json(json_path, data)
     scores, maxima = part_scores(data, parts)
     return {
@@ -251,8 +269,10 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
         "status": status,
         "parts": scores,
         "max": maxima,
-        "total": round(float(data.get("score", sum(scores.values()))), 4),
+        "total": float(sum(exports.Decimal(str(v)) for v in scores.values())),
         "message": message,
+        "problem": problem,
+        "tampering": notes,
         "seconds": round(time.monotonic() - started, 2),
         "cached": False,
         "json": str(json_path),
@@ -272,24 +292,26 @@ def _load_cache(out_dir: Path) -> dict:
     return {"version": CACHE_VERSION, "students": {}}
 
 
-def write_csv(results: dict[str, dict], out_dir: Path, parts: list[str]) -> Path:
-    path = Path(out_dir) / CSV_NAME
-    tmp = path.with_name(f".{CSV_NAME}.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["student", *parts, "total", "status"])
-        for student in sorted(results):
-            r = results[student]
-            w.writerow([student, *(f"{r['parts'].get(p, 0.0):g}" for p in parts), f"{r['total']:g}", r["status"]])
-    os.replace(tmp, path)
-    return path
+def load_results(results: dict[str, dict]) -> dict[str, dict]:
+    """{student: results JSON} for grade_many's results (what the summary and exports read)."""
+    out = {}
+    for student, r in results.items():
+        try:
+            out[student] = json.loads(Path(r["json"]).read_text())
+        except (OSError, ValueError, KeyError) as exc:
+            out[student] = {"score": 0, "tests": [], "extra_data": {"gptlab": {
+                "status": "error", "problem": f"results file unreadable: {exc}"}}}
+    return out
 
 
 def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, reference=None, timeout: float = 300,
-               force: bool = False, progress=None) -> dict[str, dict]:
+               force: bool = False, progress=None, roster=None, start=None) -> dict[str, dict]:
     """Grade every submission (student id -> path), at most ``jobs`` at once; write
-    ``<student>.json``, ``grades.csv`` and ``.cache.json`` in out_dir; return student -> result
-    (status, per-part scores and maxima, total, message, seconds, cached)."""
+    ``<student>.json``, ``grades.csv``, ``canvas.csv``, ``moodle.csv``, ``summary.txt`` and
+    ``.cache.json`` in out_dir; return student -> result (status, per-part scores and maxima,
+    total, message, problem, seconds, cached). ``roster``: student ids expected (a student
+    without a submission gets a ``missing`` row); ``start(n)`` is called with the number of
+    submissions to grade before the first one, ``progress(result)`` after each."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = max(1, int(jobs or os.cpu_count() or 1))
@@ -316,6 +338,11 @@ def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, referen
     def save():  # entries of students not in this call are kept: grading a subset forgets nothing
         _write_json(out_dir / CACHE_NAME, {"version": CACHE_VERSION, "students": entries})
 
+    for student in roster or ():
+        if student not in paths:
+            results[student] = _missing(student, out_dir)
+    if start:
+        start(len(todo))
     if todo:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = {pool.submit(grade_one, s, p, out_dir, reference, timeout, parts): (s, d)
@@ -330,8 +357,27 @@ def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, referen
                 if progress:
                     progress(result)
     save()
-    write_csv(results, out_dir, parts)
+    data = load_results(results)
+    exports.export_all(data, out_dir)
+    class_summary.write_summary(data, out_dir)
     return results
+
+
+def _missing(student: str, out_dir: Path) -> dict:
+    reason = "no submission found for this student (on the roster)"
+    data = class_summary.missing_stand_in(reason)
+    _write_json(out_dir / f"{student}.json", data)
+    return {"student": student, "path": "", "status": "missing", "parts": {}, "max": {}, "total": 0.0,
+            "message": reason, "problem": reason, "seconds": 0.0, "cached": False,
+            "json": str(out_dir / f"{student}.json")}
+
+
+def read_roster_ids(path) -> list[str]:
+    """Student ids from a roster: a CSV with a ``student`` column, or one id per line."""
+    text = Path(path).read_text().splitlines()
+    if text and "student" in next(csv.reader([text[0]])):
+        return list(exports.read_roster(path))
+    return [line.strip() for line in text if line.strip() and not line.startswith("#")]
 
 
 def main(argv=None) -> int:
@@ -343,6 +389,9 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=300.0, help="wall-clock seconds per submission")
     ap.add_argument("--force", action="store_true", help="regrade even unchanged submissions")
     ap.add_argument("--assignment", default=None, help="nbgrader layout: the assignment folder to grade")
+    ap.add_argument("--no-similarity", action="store_true", help="do not write similarity.html")
+    ap.add_argument("--roster", default=None, help="the class list (CSV with a 'student' column, or one id a "
+                    "line): a student without a submission is listed as missing")
     args = ap.parse_args(argv)
     try:
         paths = discover(args.submissions, args.assignment)
@@ -353,15 +402,41 @@ def main(argv=None) -> int:
         print(f"no submissions in {args.submissions}", file=sys.stderr)
         return 2
 
-    def progress(r):
-        print(f"{r['student']}: {r['status']} {r['total']:g} ({r['seconds']:.1f} s)", flush=True)
+    from tqdm import tqdm
 
+    bar = {}
+    problems = []
+
+    def start(n):
+        bar["bar"] = tqdm(total=n, unit="submission", desc="grading", file=sys.stderr, dynamic_ncols=True)
+        bar["bar"].set_postfix_str("0 not graded")
+
+    def progress(r):
+        if r["status"] != "ok" or r.get("tampering"):
+            problems.append(r)
+        b = bar["bar"]
+        b.set_postfix_str(f"{sum(p['status'] in class_summary.NOT_GRADED for p in problems)} not graded, "
+                          f"{sum(bool(p.get('tampering')) for p in problems)} tampered")
+        shown = "tampered" if r.get("tampering") else r["status"]
+        b.write(f"{r['student']}: {shown} {r['total']:g} ({r['seconds']:.1f} s)"
+                + (f": {r['problem']}" if r.get("problem") else ""), file=sys.stdout)
+        b.update(1)
+
+    roster = read_roster_ids(args.roster) if args.roster else None
     results = grade_many(paths, args.out, jobs=args.jobs, reference=args.reference, timeout=args.timeout,
-                         force=args.force, progress=progress)
+                         force=args.force, progress=progress, roster=roster, start=start)
+    bar["bar"].close()
     cached = sum(r["cached"] for r in results.values())
-    counts = {s: sum(r["status"] == s for r in results.values()) for s in STATUSES}
+    counts = class_summary.counts(load_results(results))
     print(f"{len(results)} submissions ({cached} unchanged, skipped): "
           + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"; {Path(args.out) / CSV_NAME}")
+    if not args.no_similarity:
+        from instructor import similarity
+
+        page = Path(args.out) / SIMILARITY_NAME
+        pairs = similarity.report(paths, page)
+        print(f"similarity: {sum(p.score >= 0.5 for p in pairs)} pair(s) worth a look in {page}")
+    print(class_summary.format_summary(load_results(results)))
     return 0
 
 
