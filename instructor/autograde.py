@@ -97,6 +97,15 @@ def main(argv=None) -> int:
         record_unreadable(course, args.assignment, notebook_id, student, why)
         print(f"{student}: {notebook_id}.ipynb is not a readable notebook ({why}): recorded as 0 with its reason",
               flush=True)
+    # the class summary and exports of every notebook's results folder (all students, this run's and earlier)
+    from instructor import class_summary, exports
+
+    for notebook_id in submitted_notebooks(course, args.assignment):
+        folder = results_dir(course, args.assignment, notebook_id)
+        results = class_summary.load_folder(folder)
+        exports.export_all(results, folder)
+        class_summary.write_summary(results, folder)
+        print(f"{notebook_id} ({folder}):\n{class_summary.format_summary(results)}", flush=True)
     # nbgrader exits non-zero when a notebook failed; those recorded above are handled
     return 0 if rc == 0 or (broken and _only_those_failed(course, args.assignment, broken)) else rc
 

@@ -305,13 +305,14 @@ def load_results(results: dict[str, dict]) -> dict[str, dict]:
 
 
 def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, reference=None, timeout: float = 300,
-               force: bool = False, progress=None, roster=None, start=None) -> dict[str, dict]:
+               force: bool = False, progress=None, roster=None, start=None, reports: bool = True) -> dict[str, dict]:
     """Grade every submission (student id -> path), at most ``jobs`` at once; write
     ``<student>.json``, ``grades.csv``, ``canvas.csv``, ``moodle.csv``, ``summary.txt`` and
     ``.cache.json`` in out_dir; return student -> result (status, per-part scores and maxima,
     total, message, problem, seconds, cached). ``roster``: student ids expected (a student
     without a submission gets a ``missing`` row); ``start(n)`` is called with the number of
-    submissions to grade before the first one, ``progress(result)`` after each."""
+    submissions to grade before the first one, ``progress(result)`` after each. ``reports=False``:
+    only the JSON files and the cache (a caller grading one student of a class, as nbgrader does)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = max(1, int(jobs or os.cpu_count() or 1))
@@ -357,9 +358,10 @@ def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, referen
                 if progress:
                     progress(result)
     save()
-    data = load_results(results)
-    exports.export_all(data, out_dir)
-    class_summary.write_summary(data, out_dir)
+    if reports:
+        data = load_results(results)
+        exports.export_all(data, out_dir)
+        class_summary.write_summary(data, out_dir)
     return results
 
 

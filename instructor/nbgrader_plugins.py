@@ -320,7 +320,8 @@ class GradeInSandbox(NbGraderPreprocessor):
         info = resources["nbgrader"]
         assignment_id, notebook_id, student = info["assignment"], info["notebook"], info["student"]
         submitted, reference, out_dir = self._paths(assignment_id, notebook_id, student)
-        result = grade_many({student: submitted}, out_dir, jobs=1, reference=reference, timeout=self.timeout)[student]
+        result = grade_many({student: submitted}, out_dir, jobs=1, reference=reference, timeout=self.timeout,
+                            reports=False)[student]
         try:
             data = json.loads((out_dir / f"{student}.json").read_text())
         except (OSError, ValueError) as exc:
