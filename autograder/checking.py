@@ -46,11 +46,30 @@ def expect(condition: bool, message: str) -> None:
         raise CheckFailed(message)
 
 
+def _load_failures(sub) -> list:
+    """The cells (or the module) of the submission that raised while loading."""
+    report = getattr(sub, "report", None)
+    cells = getattr(report, "cells", None) if report is not None else getattr(sub, "load_report", None)
+    return [c for c in cells or [] if not getattr(c, "ok", True)]
+
+
+def _is_module(sub) -> bool:
+    program = getattr(sub, "program", None)
+    return getattr(getattr(program, "path", None), "suffix", "") == ".py"
+
+
 def need(sub, name: str, kind: str = "class") -> None:
     """The submission defines ``name`` as a class / function."""
     kinds = sub.names()
     if name not in kinds:
-        fail(f"`{name}` is not defined: run its cell, and check the cells above it for errors")
+        failed = _load_failures(sub)
+        if _is_module(sub):
+            cause = (f": the module stopped with {failed[0].error_type}: {failed[0].message}"
+                     + (f"\n{failed[0].traceback}" if failed[0].traceback else "")) if failed else ""
+            fail(f"`{name}` is not defined by the module{cause}" if cause else
+                 f"`{name}` is not defined by the module: define it at module level, with this name")
+        where = f" (cell {failed[0].number} raised {failed[0].error_type}: {failed[0].message})" if failed else ""
+        fail(f"`{name}` is not defined: run its cell, and check the cells above it for errors{where}")
     if kinds[name] != kind:
         fail(f"`{name}` should be a {kind}, but it is a {kinds[name]}")
 
