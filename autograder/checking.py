@@ -155,3 +155,26 @@ def explain(exc: BaseException) -> str:
             text += "\n" + exc.traceback
         return text
     return f"the check could not run ({type(exc).__name__}: {str(exc)[:300]})"
+
+
+def transplant(student, reference, what: str) -> None:
+    """Load the student's parameters into the reference's module (both ``Obj``), in the contract's
+    terms: every parameter the contract names must be there with its shape; buffers (the causal
+    mask) are the student's business (another name, non-persistent, none at all), so the
+    reference keeps its own where the student's has none of that name. Messages name the
+    student's attributes, never PyTorch's raw load_state_dict text."""
+    got, want = student.state_dict(), reference.state_dict()
+    is_param = lambda key: key.rsplit(".", 1)[-1] in ("weight", "bias")  # noqa: E731
+    mapped = {}
+    for key, value in want.items():
+        if key in got:
+            if tuple(got[key].shape) != tuple(value.shape):
+                fail(f"{what}.{key}: expected shape {tuple(value.shape)}, got {tuple(got[key].shape)}")
+            mapped[key] = got[key]
+        elif is_param(key):
+            fail(f"{what} has no parameter {key} (the contract's layout has it, shape {tuple(value.shape)})")
+        else:
+            mapped[key] = value
+    extra = [k for k in got if k not in want and is_param(k)]
+    expect(not extra, f"{what} has parameters the contract does not define: {', '.join(extra[:3])}")
+    reference.load_state_dict(mapped)
