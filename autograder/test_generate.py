@@ -5,7 +5,10 @@ from autograder import sampling
 from autograder.checking import need
 
 PART = "generate"
-BLOCK = 4
+# The sampling checks run with a context that never reaches block_size, so that cropping (checked
+# on its own, with CROP_BLOCK) cannot change their verdict: one cause, one failure.
+BLOCK = 1024
+CROP_BLOCK = 4
 
 
 def test_generate_keeps_prompt(sub):
@@ -23,8 +26,8 @@ def test_generate_crops_context_to_block_size(sub):
     """With prompts longer than block_size (and one shorter, growing past it), every forward sees
     exactly the last block_size tokens (read back from the output, see sampling.check_crop)."""
     need(sub, "GPTLanguageModel")
-    sampling.check_crop(sub, "GPTLanguageModel", BLOCK, BLOCK + 3, 4)
-    sampling.check_crop(sub, "GPTLanguageModel", BLOCK + 1, 2, 6)
+    sampling.check_crop(sub, "GPTLanguageModel", CROP_BLOCK, CROP_BLOCK + 3, 4)
+    sampling.check_crop(sub, "GPTLanguageModel", CROP_BLOCK + 1, 2, 6)
 
 
 def test_generate_samples_one_row(sub):

@@ -328,9 +328,10 @@ NEW_MUTANTS: list = [
        "the first head's output used for every head", expect="MultiHeadAttention output"),
     _M("ff_gelu", "feedforward", "feedforward_code", "nn.ReLU(),", "nn.GELU(),",
        "GELU instead of the contract's ReLU", expect="FeedForward output"),
-    _M("tok_decode_list_only", "tokenizer", "tokenizer_code",
-       'return "".join(self.itos[int(i)] for i in ids)', 'return "".join(self.itos[i] for i in ids)',
-       "decode of a tensor looks up tensors in the dict", expect="decode"),
+    _R("tok_decode_list_only", "tokenizer", "decode works on a list only: a tensor's elements are looked up "
+       "in the dict as tensors", edits=(("tokenizer_code", "ids = ids.tolist()", "pass"),
+                                        ("tokenizer_code", "self.itos[int(i)] for i in ids", "self.itos[i] for i in ids")),
+       expect="decode of a 1-D tensor"),
     _M("tok_stoi_from_one", "tokenizer", "tokenizer_code",
        "self.stoi = {ch: i for i, ch in enumerate(self.chars)}",
        "self.stoi = {ch: i for i, ch in enumerate(self.chars, 1)}",
