@@ -172,6 +172,11 @@ def transplant(student, reference, what: str) -> None:
                 fail(f"{what}.{key}: expected shape {tuple(value.shape)}, got {tuple(got[key].shape)}")
             mapped[key] = got[key]
         elif is_param(key):
+            parts = key.split(".")
+            for i in range(1, len(parts)):  # name the outermost attribute that is missing
+                prefix = ".".join(parts[:i])
+                if not any(k.startswith(prefix + ".") for k in got):
+                    fail(f"{what} has no {prefix} (the contract's layout has it): check its name in __init__")
             fail(f"{what} has no parameter {key} (the contract's layout has it, shape {tuple(value.shape)})")
         else:
             mapped[key] = value

@@ -8,6 +8,8 @@ say) cannot cost points in another (``DecoderBlock``, ``GPTLanguageModel``).
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -207,6 +209,13 @@ class BatchStream:
         return self.batch(split, k)
 
 
+# What a training loop does with the grader's model and optimiser is recorded in lists that no
+# attribute of either object holds: the records live in closures, registered here by model, and
+# the objects only show read-only copies (``model.events``, ``model.losses``). A loop cannot
+# append to them or replace them through the objects it is given.
+_RECORDERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 class TinyLM(nn.Module):
     """A bigram table plus a bias: small enough to replay exactly in the grading process."""
 
@@ -215,26 +224,36 @@ class TinyLM(nn.Module):
         g = torch.Generator().manual_seed(seed)
         self.table = nn.Parameter(torch.randn(vocab_size, vocab_size, generator=g) * 0.5)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
-        self.events: list[str] = []
-        self.losses: list[float] = []  # the loss of every forward with targets
-        self._hook = self.table.register_post_accumulate_grad_hook(lambda p: self.events.append("backward"))
+        events: list[str] = []
+        losses: list[float] = []  # the loss of every forward with targets
+        _RECORDERS[self] = (events, losses)
+        self._hook = self.table.register_post_accumulate_grad_hook(lambda p: events.append("backward"))
+
+    @property
+    def events(self) -> list:
+        return list(_RECORDERS[self][0])
+
+    @property
+    def losses(self) -> list:
+        return list(_RECORDERS[self][1])
 
     def forward(self, idx, targets=None):
-        self.events.append("forward" if self.training else "forward(eval)")
+        events, losses = _RECORDERS[self]
+        events.append("forward" if self.training else "forward(eval)")
         logits = self.table[idx] + self.bias  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
-            self.losses.append(float(loss.detach()))
+            losses.append(float(loss.detach()))
         return logits, loss
 
     def zero_grad(self, set_to_none: bool = True):
-        self.events.append("zero_grad")
+        _RECORDERS[self][0].append("zero_grad")
         super().zero_grad(set_to_none)
 
 
 class RecordingSGD:
-    """Plain SGD (p -= lr * grad) that records its calls.
+    """Plain SGD (p -= lr * grad) that records its calls (into its model's record, see above).
 
     Not torch.optim.SGD: constructing any torch.optim optimiser imports torch._dynamo, about
     1.5 s of every grading run; a training loop only needs zero_grad() and step()."""
@@ -243,10 +262,11 @@ class RecordingSGD:
         self.params = list(model.parameters())
         self.param_groups = [{"params": self.params, "lr": lr}]
         self.lr = lr
-        self._events = events if events is not None else getattr(model, "events", [])
+        record = events if events is not None else _RECORDERS.get(model, ([],))[0]
+        self._record = record.append
 
     def zero_grad(self, set_to_none: bool = True):
-        self._events.append("zero_grad")
+        self._record("zero_grad")
         for p in self.params:
             if set_to_none:
                 p.grad = None
@@ -255,7 +275,7 @@ class RecordingSGD:
 
     @torch.no_grad()
     def step(self, closure=None):
-        self._events.append("step")
+        self._record("step")
         for p in self.params:
             if p.grad is not None:
                 p.add_(p.grad, alpha=-self.lr)
