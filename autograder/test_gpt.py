@@ -44,9 +44,9 @@ def _expected_logits(state, idx):
 
 def test_gpt_logits(sub):
     """Without targets: logits (B, T, vocab) from token + position embeddings, the blocks, ln_f and
-    lm_head; loss None. Checked for T = block_size and T < block_size (atol 1e-5: float32)."""
+    lm_head; loss None. Checked for T = block_size, T < block_size and T = 1 (atol 1e-5: float32)."""
     model, state = _gpt(sub)
-    for T in (BLOCK, 3):
+    for T in (BLOCK, 3, 1):
         idx = torch.randint(V, (2, T), generator=torch.Generator().manual_seed(T))
         out = model(idx)
         expect(isinstance(out, tuple) and len(out) == 2, "forward should return (logits, loss)")
