@@ -38,8 +38,9 @@ def _x(seed: int, T: int = 6) -> torch.Tensor:
 
 
 def run_forward(sub, x):
-    """(module, its output on x, the expected output): with stand-in heads when its forward runs
-    on them, else with its own heads (compared with the composition of their own outputs)."""
+    """(module, its output on x, its state dict, the outputs of its heads on x): with stand-in
+    heads when its forward runs on them (their outputs computed here, in the grading process),
+    else with its own heads (their outputs asked of them)."""
     mha = _build(sub)
     try:
         got = mha(x)
