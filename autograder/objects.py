@@ -28,7 +28,18 @@ class Probe(nn.Module):
             self.lin.weight.normal_(0.0, 1.0 / n_in**0.5)
             self.lin.bias.normal_(0.0, 0.5)
 
+    stands_for = "this module"
+
+    def _check_input(self, x) -> None:
+        # a wrong input raises here in the student's terms, not as F.linear's shape error from
+        # inside the grader's stand-in
+        n_in = self.lin.in_features
+        if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[-1] != n_in:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{self.stands_for} expects an input of shape (B, T, {n_in}), got {got}")
+
     def forward(self, x):
+        self._check_input(x)
         return torch.tanh(self.lin(x))
 
     @staticmethod
@@ -70,6 +81,7 @@ class ProbeBlock(Probe):
         super().__init__(n_embd, n_embd)
 
     def forward(self, x):
+        self._check_input(x)
         return x + torch.tanh(self.lin(x))
 
     @staticmethod
@@ -80,6 +92,7 @@ class ProbeBlock(Probe):
 for _cls, _name in ((ProbeHead, "Head"), (ProbeMultiHead, "MultiHeadAttention"),
                     (ProbeFeedForward, "FeedForward"), (ProbeBlock, "DecoderBlock")):
     _cls.__init__.__qualname__ = f"{_name}.__init__"
+    _cls.stands_for = _name
 
 
 # stand-ins by name, for ``Submission.new(..., _stubs={'Head': 'ProbeHead'})``
