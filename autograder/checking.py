@@ -46,11 +46,30 @@ def expect(condition: bool, message: str) -> None:
         raise CheckFailed(message)
 
 
+def _load_failures(sub) -> list:
+    """The cells (or the module) of the submission that raised while loading."""
+    report = getattr(sub, "report", None)
+    cells = getattr(report, "cells", None) if report is not None else getattr(sub, "load_report", None)
+    return [c for c in cells or [] if not getattr(c, "ok", True)]
+
+
+def _is_module(sub) -> bool:
+    program = getattr(sub, "program", None)
+    return getattr(getattr(program, "path", None), "suffix", "") == ".py"
+
+
 def need(sub, name: str, kind: str = "class") -> None:
     """The submission defines ``name`` as a class / function."""
     kinds = sub.names()
     if name not in kinds:
-        fail(f"`{name}` is not defined: run its cell, and check the cells above it for errors")
+        failed = _load_failures(sub)
+        if _is_module(sub):
+            cause = (f": the module stopped with {failed[0].error_type}: {failed[0].message}"
+                     + (f"\n{failed[0].traceback}" if failed[0].traceback else "")) if failed else ""
+            fail(f"`{name}` is not defined by the module{cause}" if cause else
+                 f"`{name}` is not defined by the module: define it at module level, with this name")
+        where = f" (cell {failed[0].number} raised {failed[0].error_type}: {failed[0].message})" if failed else ""
+        fail(f"`{name}` is not defined: run its cell, and check the cells above it for errors{where}")
     if kinds[name] != kind:
         fail(f"`{name}` should be a {kind}, but it is a {kinds[name]}")
 
@@ -136,3 +155,31 @@ def explain(exc: BaseException) -> str:
             text += "\n" + exc.traceback
         return text
     return f"the check could not run ({type(exc).__name__}: {str(exc)[:300]})"
+
+
+def transplant(student, reference, what: str) -> None:
+    """Load the student's parameters into the reference's module (both ``Obj``), in the contract's
+    terms: every parameter the contract names must be there with its shape; buffers (the causal
+    mask) are the student's business (another name, non-persistent, none at all), so the
+    reference keeps its own where the student's has none of that name. Messages name the
+    student's attributes, never PyTorch's raw load_state_dict text."""
+    got, want = student.state_dict(), reference.state_dict()
+    is_param = lambda key: key.rsplit(".", 1)[-1] in ("weight", "bias")  # noqa: E731
+    mapped = {}
+    for key, value in want.items():
+        if key in got:
+            if tuple(got[key].shape) != tuple(value.shape):
+                fail(f"{what}.{key}: expected shape {tuple(value.shape)}, got {tuple(got[key].shape)}")
+            mapped[key] = got[key]
+        elif is_param(key):
+            parts = key.split(".")
+            for i in range(1, len(parts)):  # name the outermost attribute that is missing
+                prefix = ".".join(parts[:i])
+                if not any(k.startswith(prefix + ".") for k in got):
+                    fail(f"{what} has no {prefix} (the contract's layout has it): check its name in __init__")
+            fail(f"{what} has no parameter {key} (the contract's layout has it, shape {tuple(value.shape)})")
+        else:
+            mapped[key] = value
+    extra = [k for k in got if k not in want and is_param(k)]
+    expect(not extra, f"{what} has parameters the contract does not define: {', '.join(extra[:3])}")
+    reference.load_state_dict(mapped)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import builtins
 import linecache
+import sys
 import traceback
+import types
 from dataclasses import dataclass
 
 CELL_FILE_PREFIX = "<submission "
@@ -21,13 +23,35 @@ class _NullShell:
         return lambda *args, **kwargs: None
 
 
-def new_namespace() -> dict:
-    return {
-        "__name__": "__main__",  # as in a notebook; .py submissions keep their main guard off below
+NOTEBOOK_MODULE = "__main__"  # a notebook's code runs as __main__, as in a Jupyter kernel
+MODULE_NAME = "submission"  # a .py submission runs as an imported module: its main guard stays off
+
+
+def new_module(name: str = NOTEBOOK_MODULE) -> types.ModuleType:
+    """A real module object whose ``__dict__`` is the submission's namespace (as IPython and
+    import give code a module): ``dataclasses``, ``typing.get_type_hints``, ``pickle`` and
+    ``inspect`` look a class's module up in ``sys.modules`` by ``cls.__module__``."""
+    module = types.ModuleType(name)
+    module.__dict__.update({
         "__builtins__": builtins,
         "get_ipython": lambda: _NullShell(),
         "display": lambda *args, **kwargs: None,
-    }
+    })
+    return module
+
+
+def new_namespace() -> dict:
+    return new_module().__dict__
+
+
+def register(module: types.ModuleType, is_module: bool) -> None:
+    """Name the submission's module as Python would (``submission`` for a .py, ``__main__`` for a
+    notebook, as in a kernel) and register it in ``sys.modules``, so that code looking up its own
+    module by ``cls.__module__`` finds it. Only in the worker (the submission's own process),
+    never in the grading process."""
+    name = MODULE_NAME if is_module else NOTEBOOK_MODULE
+    module.__name__ = name
+    sys.modules[name] = module
 
 
 @dataclass
@@ -73,9 +97,12 @@ def run_cell(namespace: dict, number: int, source: str, is_module: bool = False)
     # register the source so tracebacks can quote the student's lines
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     if is_module:
-        namespace["__name__"] = "submission"
+        namespace["__name__"] = MODULE_NAME
     try:
-        code = compile(source, filename, "exec")
+        # dont_inherit: the submission is compiled with its own __future__ flags, never the
+        # grader's (``from __future__ import annotations`` here must not turn its annotations
+        # into strings)
+        code = compile(source, filename, "exec", dont_inherit=True)
         exec(code, namespace)
     except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt are the student's too
         if type(exc).__name__ == "GraderTimeout":

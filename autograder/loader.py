@@ -106,8 +106,25 @@ def read_notebook_cells(path: Path, text: str) -> Program:
     return Program(path, cells, skipped)
 
 
-def read_module_cells(path: Path, text: str) -> Program:
+def decode_module_source(path: Path, data: bytes | str) -> str:
+    """A .py file's text as Python decodes a source file: a UTF-8 BOM, a PEP 263 coding line
+    (``# -*- coding: latin-1 -*-``), and CRLF or CR line ends (``importlib.util.decode_source``
+    is what the import system itself uses: detect_encoding, then universal newlines)."""
+    import importlib.util
+
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    try:
+        text = importlib.util.decode_source(data)
+    except (SyntaxError, LookupError, UnicodeDecodeError) as exc:
+        # what Python itself would refuse: an unknown coding, bytes not in the declared coding
+        raise SubmissionError(f"{path.name} cannot be decoded as Python source: {exc}") from None
+    return text.removeprefix("\ufeff")
+
+
+def read_module_cells(path: Path, text: bytes | str) -> Program:
     """A .py module; ``# %%`` markers (jupytext's percent format) split it into cells."""
+    text = decode_module_source(path, text)
     starts = [m.start() for m in _PERCENT_CELL.finditer(text)]
     if not starts or starts[0] != 0:
         starts = [0, *starts]
@@ -184,6 +201,8 @@ def read_submission(path: str | Path) -> Program:
     data = path.read_bytes()
     if b"\x00" in data[:8192]:
         raise SubmissionError(f"{path.name} is a binary file, not a notebook or a Python module")
+    if path.suffix == ".py":  # decoded as Python decodes source (BOM, coding line, line ends)
+        return read_module_cells(path, data)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

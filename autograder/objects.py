@@ -8,6 +8,8 @@ say) cannot cost points in another (``DecoderBlock``, ``GPTLanguageModel``).
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -26,7 +28,18 @@ class Probe(nn.Module):
             self.lin.weight.normal_(0.0, 1.0 / n_in**0.5)
             self.lin.bias.normal_(0.0, 0.5)
 
+    stands_for = "this module"
+
+    def _check_input(self, x) -> None:
+        # a wrong input raises here in the student's terms, not as F.linear's shape error from
+        # inside the grader's stand-in
+        n_in = self.lin.in_features
+        if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[-1] != n_in:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{self.stands_for} expects an input of shape (B, T, {n_in}), got {got}")
+
     def forward(self, x):
+        self._check_input(x)
         return torch.tanh(self.lin(x))
 
     @staticmethod
@@ -35,41 +48,40 @@ class Probe(nn.Module):
         return torch.tanh(F.linear(x, state[prefix + "lin.weight"], state[prefix + "lin.bias"]))
 
 
-def _arg(args, kwargs, index: int, name: str):
-    return kwargs[name] if name in kwargs else args[index]
+# Each stand-in takes exactly the contract's constructor signature of the part it replaces (so a
+# call that the real class accepts, positional or keyword, binds the same way) and carries that
+# part's name (so an error raised by a wrong call names the class the student called).
 
 
 class ProbeHead(Probe):
     """Stands in for ``Head(n_embd, head_size, block_size, dropout)``."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(_arg(args, kwargs, 0, "n_embd"), _arg(args, kwargs, 1, "head_size"))
+    def __init__(self, n_embd: int, head_size: int, block_size: int, dropout: float = 0.0):
+        super().__init__(n_embd, head_size)
 
 
 class ProbeMultiHead(Probe):
     """Stands in for ``MultiHeadAttention(n_embd, num_heads, head_size, block_size, dropout)``."""
 
-    def __init__(self, *args, **kwargs):
-        n_embd = _arg(args, kwargs, 0, "n_embd")
+    def __init__(self, n_embd: int, num_heads: int, head_size: int, block_size: int, dropout: float = 0.0):
         super().__init__(n_embd, n_embd)
 
 
 class ProbeFeedForward(Probe):
     """Stands in for ``FeedForward(n_embd, dropout)``."""
 
-    def __init__(self, *args, **kwargs):
-        n_embd = _arg(args, kwargs, 0, "n_embd")
+    def __init__(self, n_embd: int, dropout: float = 0.0):
         super().__init__(n_embd, n_embd)
 
 
 class ProbeBlock(Probe):
     """Stands in for ``DecoderBlock(n_embd, n_head, block_size, dropout)``: x -> x + tanh(x W^T + b)."""
 
-    def __init__(self, *args, **kwargs):
-        n_embd = _arg(args, kwargs, 0, "n_embd")
+    def __init__(self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0):
         super().__init__(n_embd, n_embd)
 
     def forward(self, x):
+        self._check_input(x)
         return x + torch.tanh(self.lin(x))
 
     @staticmethod
@@ -77,8 +89,16 @@ class ProbeBlock(Probe):
         return x + Probe.compute(state, x, prefix)
 
 
+for _cls, _name in ((ProbeHead, "Head"), (ProbeMultiHead, "MultiHeadAttention"),
+                    (ProbeFeedForward, "FeedForward"), (ProbeBlock, "DecoderBlock")):
+    _cls.__init__.__qualname__ = f"{_name}.__init__"
+    _cls.stands_for = _name
+
+
 # stand-ins by name, for ``Submission.new(..., _stubs={'Head': 'ProbeHead'})``
 STUBS = {cls.__name__: cls for cls in (ProbeHead, ProbeMultiHead, ProbeFeedForward, ProbeBlock)}
+STANDS_IN_FOR = {"ProbeHead": "Head", "ProbeMultiHead": "MultiHeadAttention", "ProbeFeedForward": "FeedForward",
+                 "ProbeBlock": "DecoderBlock"}
 
 # ---------------------------------------------------------------------------------------------
 # generate: a language model whose next-token distribution the grader knows exactly
@@ -96,37 +116,83 @@ class ContextTooLong(IndexError):
     pass
 
 
-def oracle_model(base: type, vocab_size: int, block_size: int, seed: int, shift: float = 4.0):
-    """An instance of a subclass of the submission's model class (so its own ``generate`` and helper
-    methods are inherited) whose forward returns logits ``log P[idx] + shift``: the next token after
-    token a must be drawn from row a of the Markov table. It records every input it is fed.
-    The shift keeps every logit positive, so sampling from raw logits gives a wrong distribution
-    rather than a crash."""
+def window_next(window: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """The one token that the "window" oracle predicts after a context: a hash of every token of
+    the context and of its position in it, (sum_j (j + 2) * ctx[:, j] * (j + 1)) mod V, so a
+    context cut anywhere else (no crop, the first block_size tokens, one token short) predicts
+    another token."""
+    T = window.shape[1]
+    weights = torch.arange(2, T + 2, device=window.device) * torch.arange(1, T + 1, device=window.device)
+    return (window * weights).sum(dim=1) % vocab_size
+
+
+def _build(base: type, forward, init_args, stand_ins):
+    """An instance of a subclass of the submission's class ``base`` whose ``forward`` is
+    ``forward``: built with the class's own ``__init__`` (so every attribute its ``generate``
+    may read is there: a config, the position table, ...) with the grader's stand-ins for the
+    other parts' classes it builds (``stand_ins``: class name -> stand-in name), so a broken
+    DecoderBlock cannot stop it. A class whose ``__init__`` fails even so is built bare."""
 
     class Oracle(base):
-        def __init__(self):
-            nn.Module.__init__(self)
-            self.block_size = block_size
-            self.vocab_size = vocab_size
-            self.register_buffer("log_probs", markov_table(vocab_size, seed) + shift)
-            self.anchor = nn.Parameter(torch.zeros(()))  # so .parameters() / .device lookups work
-            self.fed = []
+        pass
 
-        def forward(self, idx, targets=None):
-            self.fed.append(idx.detach().to("cpu", copy=True))
-            if idx.shape[1] > self.block_size:
-                raise ContextTooLong(
-                    f"the model was fed {idx.shape[1]} positions but its block_size is {self.block_size}: "
-                    "crop the context to its last block_size tokens"
-                )
-            logits = self.log_probs[idx] + 0 * self.anchor  # (B, T, V)
-            loss = None
-            if targets is not None:
-                loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
-            return logits, loss
-
+    Oracle.forward = forward
     Oracle.__name__ = Oracle.__qualname__ = base.__name__
-    return Oracle()
+    Oracle.__module__ = base.__module__
+    model = Oracle.__new__(Oracle)
+    namespace = getattr(base.__init__, "__globals__", None)
+    saved, missing = {}, object()
+    if isinstance(namespace, dict):
+        for name, kind in (stand_ins or {}).items():
+            saved[name] = namespace.get(name, missing)
+            namespace[name] = STUBS[kind]
+    try:
+        base.__init__(model, *(init_args or ()))
+    except Exception:  # noqa: BLE001 - the part checked here is generate, not __init__
+        nn.Module.__init__(model)
+    finally:
+        for name, old in saved.items():
+            if old is missing:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = old
+    return model
+
+
+def oracle_model(base: type, vocab_size: int, block_size: int, seed: int, shift: float = 4.0,
+                 init_args=None, stand_ins=None, mode: str = "markov"):
+    """The submission's own model class with its forward replaced, for checking ``generate``.
+
+    ``mode="markov"``: the logits are ``log P[last token] + shift`` at every position, so the
+    token after token a must be drawn from row a of the Markov table (the shift keeps every logit
+    positive: sampling from raw logits gives a wrong distribution rather than a crash).
+    ``mode="window"``: the next token is ``window_next(context fed)`` with probability 1 - 1e-12,
+    so the grading process can recompute from generate's output alone which context each step fed.
+    Either way a context longer than block_size raises. Nothing is recorded in the object: what
+    the check decides is computed in the grading process from generate's output."""
+    log_probs = markov_table(vocab_size, seed) + shift  # kept in this closure, not on the model
+
+    def forward(self, idx, targets=None):
+        if idx.shape[1] > block_size:
+            raise ContextTooLong(
+                f"the model was fed {idx.shape[1]} positions but its block_size is {block_size}: "
+                "crop the context to its last block_size tokens"
+            )
+        if mode == "window":
+            logits = torch.zeros(*idx.shape, vocab_size, device=idx.device)
+            nxt = window_next(idx, vocab_size)  # (B,)
+            logits[:, -1].scatter_(1, nxt.unsqueeze(1), 40.0)  # e^-40 * V: never another token
+        else:
+            logits = log_probs.to(idx.device)[idx]  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        return logits, loss
+
+    model = _build(base, forward, init_args, stand_ins)
+    if not hasattr(model, "block_size"):
+        model.block_size = block_size
+    return model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,6 +222,13 @@ class BatchStream:
         return self.batch(split, k)
 
 
+# What a training loop does with the grader's model and optimiser is recorded in lists that no
+# attribute of either object holds: the records live in closures, registered here by model, and
+# the objects only show read-only copies (``model.events``, ``model.losses``). A loop cannot
+# append to them or replace them through the objects it is given.
+_RECORDERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 class TinyLM(nn.Module):
     """A bigram table plus a bias: small enough to replay exactly in the grading process."""
 
@@ -164,26 +237,36 @@ class TinyLM(nn.Module):
         g = torch.Generator().manual_seed(seed)
         self.table = nn.Parameter(torch.randn(vocab_size, vocab_size, generator=g) * 0.5)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
-        self.events: list[str] = []
-        self.losses: list[float] = []  # the loss of every forward with targets
-        self._hook = self.table.register_post_accumulate_grad_hook(lambda p: self.events.append("backward"))
+        events: list[str] = []
+        losses: list[float] = []  # the loss of every forward with targets
+        _RECORDERS[self] = (events, losses)
+        self._hook = self.table.register_post_accumulate_grad_hook(lambda p: events.append("backward"))
+
+    @property
+    def events(self) -> list:
+        return list(_RECORDERS[self][0])
+
+    @property
+    def losses(self) -> list:
+        return list(_RECORDERS[self][1])
 
     def forward(self, idx, targets=None):
-        self.events.append("forward" if self.training else "forward(eval)")
+        events, losses = _RECORDERS[self]
+        events.append("forward" if self.training else "forward(eval)")
         logits = self.table[idx] + self.bias  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
-            self.losses.append(float(loss.detach()))
+            losses.append(float(loss.detach()))
         return logits, loss
 
     def zero_grad(self, set_to_none: bool = True):
-        self.events.append("zero_grad")
+        _RECORDERS[self][0].append("zero_grad")
         super().zero_grad(set_to_none)
 
 
 class RecordingSGD:
-    """Plain SGD (p -= lr * grad) that records its calls.
+    """Plain SGD (p -= lr * grad) that records its calls (into its model's record, see above).
 
     Not torch.optim.SGD: constructing any torch.optim optimiser imports torch._dynamo, about
     1.5 s of every grading run; a training loop only needs zero_grad() and step()."""
@@ -192,10 +275,11 @@ class RecordingSGD:
         self.params = list(model.parameters())
         self.param_groups = [{"params": self.params, "lr": lr}]
         self.lr = lr
-        self._events = events if events is not None else getattr(model, "events", [])
+        record = events if events is not None else _RECORDERS.get(model, ([],))[0]
+        self._record = record.append
 
     def zero_grad(self, set_to_none: bool = True):
-        self._events.append("zero_grad")
+        self._record("zero_grad")
         for p in self.params:
             if set_to_none:
                 p.grad = None
@@ -204,46 +288,54 @@ class RecordingSGD:
 
     @torch.no_grad()
     def step(self, closure=None):
-        self._events.append("step")
+        self._record("step")
         for p in self.params:
             if p.grad is not None:
                 p.add_(p.grad, alpha=-self.lr)
 
 
+# The loss of an evaluation forward carries, on top of the batch's value, how it was run:
+# + TRAIN_MODE_OFFSET in train mode, + GRAD_OFFSET with autograd on. The grading process reads
+# them back from the means that estimate_loss returns (see test_estimate_loss): with at most 3
+# forwards per split, a + 4 b (a, b <= 3) tells a and b apart, and the batches' own values stay
+# below 10, so the offsets never mix with them.
+TRAIN_MODE_OFFSET, GRAD_OFFSET = 1000.0, 4000.0
+
+
 class EvalModel(nn.Module):
-    """For estimate_loss: the loss of a batch is read off its targets (``y[0, 0] / 100``), so the
-    expected means are known exactly; records mode and autograd state at every forward."""
+    """For estimate_loss: the loss of a batch is read off its targets (``y[0, 0] / 100``), plus
+    the offsets above, so the expected means are known exactly and the mode and autograd state
+    of every forward come back inside the result (nothing to read or forge in the worker)."""
 
     def __init__(self):
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(()))
-        self.log: list[list] = []
+        self.weight = nn.Parameter(torch.ones((), dtype=torch.float64))
 
     def forward(self, idx, targets=None):
-        self.log.append([bool(self.training), bool(torch.is_grad_enabled())])
         logits = torch.zeros(*idx.shape, 4, device=idx.device)  # (B, T, 4)
         loss = None
         if targets is not None:
-            loss = self.weight * (targets[0, 0].float() / 100.0)
+            offset = TRAIN_MODE_OFFSET * self.training + GRAD_OFFSET * torch.is_grad_enabled()
+            loss = self.weight * (targets[0, 0].double() / 100.0) + offset
         return logits, loss
 
 
-class EvalBatches:
-    """``get_batch_fn(split)`` for estimate_loss: batch k of a split has loss ``values[split][k]``."""
+def eval_batches(values: dict):
+    """``get_batch_fn(split)`` for estimate_loss: batch k of a split has loss ``values[split][k]``.
+    A plain function: the values live in its closure, not in fields a submission could read."""
+    table = {s: [int(v) for v in values[s]] for s in ("train", "val")}
+    counts = {"train": 0, "val": 0}
 
-    def __init__(self, values: dict):
-        self.values = {s: [int(v) for v in values[s]] for s in ("train", "val")}
-        self.calls: list[str] = []
-
-    def __call__(self, split):
+    def get_batch_fn(split):
         if split not in ("train", "val"):
             raise ValueError(f"get_batch_fn takes 'train' or 'val', got {split!r}")
-        k = sum(1 for s in self.calls if s == split)
-        self.calls.append(split)
-        values = self.values[split]
+        k = counts[split]
+        counts[split] += 1
         x = torch.zeros(2, 3, dtype=torch.long)
-        y = torch.full((2, 3), values[k % len(values)], dtype=torch.long)
+        y = torch.full((2, 3), table[split][k % len(table[split])], dtype=torch.long)
         return x, y
+
+    return get_batch_fn
 
 
 FACTORIES = {
@@ -253,7 +345,7 @@ FACTORIES = {
     "TinyLM": TinyLM,
     "RecordingSGD": RecordingSGD,
     "EvalModel": EvalModel,
-    "EvalBatches": EvalBatches,
+    "EvalBatches": eval_batches,
     "LayerNorm": nn.LayerNorm,
     "oracle_model": oracle_model,
 }

@@ -67,7 +67,10 @@ class Runtime:
     def __init__(self, namespace: dict | None = None, device: str = "cpu", guard: bool = False):
         if guard:
             self.guard = Guard()
-        self.ns = namespace if namespace is not None else executor.new_namespace()
+        # the submission's namespace is a real module's __dict__ (see executor.new_module)
+        self.module = executor.new_module() if namespace is None else None
+        self.ns = namespace if namespace is not None else self.module.__dict__
+        self._registered = False
         self.device = device
         self.handles: dict[int, object] = {}
         self._ids: dict[int, int] = {}  # id(obj) -> handle id, so one object keeps one handle
@@ -133,6 +136,9 @@ class Runtime:
     # -- operations ----------------------------------------------------------------------------
 
     def op_exec_cell(self, number, source, is_module=False):
+        if self.guard is not None and self.module is not None and not self._registered:
+            executor.register(self.module, bool(is_module))  # the worker: its own sys.modules
+            self._registered = True
         return executor.run_cell(self.ns, number, source, is_module).as_dict()
 
     def op_names(self):

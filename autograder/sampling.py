@@ -17,9 +17,23 @@ VOCAB = 6
 SEED = 7
 
 
-def oracle(sub, cls: str, block_size: int):
-    model = sub.make("oracle_model", Global(cls), VOCAB, block_size, SEED)
-    model.what = f"{cls} (on the grader's model)"
+# The submission's own class is built with these arguments (its own __init__, the grader's
+# stand-in blocks), then its forward is replaced by the oracle's: generate then finds every
+# attribute a correct model may read (self.block_size, a config, the position table's size).
+N_EMBD, N_HEAD, N_LAYER = 8, 2, 1
+STAND_INS = {"DecoderBlock": "ProbeBlock"}
+
+
+def init_args(cls: str, block_size: int) -> list:
+    if cls == "BigramLanguageModel":
+        return [VOCAB]
+    return [VOCAB, N_EMBD, N_HEAD, N_LAYER, block_size, 0.0]
+
+
+def oracle(sub, cls: str, block_size: int, mode: str = "markov"):
+    model = sub.make("oracle_model", Global(cls), VOCAB, block_size, SEED, init_args=init_args(cls, block_size),
+                     stand_ins=STAND_INS, mode=mode)
+    model.what = f"{cls}.generate"
     return model
 
 
@@ -28,8 +42,8 @@ def prompt(batch: int, length: int, seed: int) -> torch.Tensor:
     return torch.randint(VOCAB, (batch, length), generator=g)
 
 
-def generate(sub, cls, block_size, idx, new, seed=0):
-    model = oracle(sub, cls, block_size)
+def generate(sub, cls, block_size, idx, new, seed=0, mode="markov"):
+    model = oracle(sub, cls, block_size, mode)
     out = model.call("generate", idx, new, _seed=seed, _values={"block_size": block_size})
     B, T = idx.shape
     out = tensor(out, f"{cls}.generate(idx of shape {tuple(idx.shape)}, max_new_tokens={new})",
@@ -80,6 +94,35 @@ def check_distribution(sub, cls, block_size):
         fail(f"the generated tokens do not follow softmax(logits[:, -1, :]) (chi-square p = {p:.2g}): {detail}. "
              "Hint: take the logits of the LAST position, apply softmax over the vocabulary (dim=-1), then sample "
              "with torch.multinomial; argmax or raw logits give the wrong distribution")
+
+
+def check_distribution_one_row(sub, cls, block_size):
+    """The same with a batch of ONE row and a long run (longer than block_size): 600 tokens, so
+    a generate that is greedy (or otherwise special) for B == 1 fails; p < 1e-6 as above."""
+    idx = prompt(1, 1, seed=6)
+    _, out = generate(sub, cls, block_size, idx, 600, seed=8)
+    p, detail = transition_p_value(out, 1)
+    if p < 1e-6:
+        fail(f"with a batch of one row the generated tokens do not follow softmax(logits[:, -1, :]) "
+             f"(chi-square p = {p:.2g}): {detail}. Hint: sample with torch.multinomial for every batch size")
+
+
+def check_crop(sub, cls, block_size, length, new):
+    """Every step feeds exactly the last block_size tokens: the grader's model predicts (with
+    certainty) a token that hashes the whole context it is fed, so the output alone shows which
+    context each step fed; recomputed here, in the grading process."""
+    from .objects import window_next
+
+    idx = prompt(2, length, seed=5)
+    _, out = generate(sub, cls, block_size, idx, new, mode="window")
+    for step in range(new):
+        end = length + step
+        context = out[:, max(0, end - block_size):end]
+        want = window_next(context, VOCAB)
+        if not torch.equal(out[:, end], want):
+            fail(f"with a prompt of {length} tokens and block_size={block_size}, new token {step} is not the one "
+                 f"that the last block_size tokens {context.tolist()} predict: each step must feed "
+                 "idx[:, -block_size:] (the last block_size tokens) and take the logits of the last position")
 
 
 def check_rng(sub, cls, block_size):

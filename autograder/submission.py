@@ -41,7 +41,7 @@ class SubmissionFailure(Exception):
 
 def _describe(value) -> str:
     if isinstance(value, torch.Tensor):
-        return f"tensor{tuple(value.shape)}" if value.dim() else f"tensor({value.item():g})"
+        return f"a tensor of shape {tuple(value.shape)}" if value.dim() else f"{value.item():g}"  # the student's terms
     if isinstance(value, Obj):
         return value.what
     if isinstance(value, str):

@@ -52,3 +52,8 @@ def test_bigram_generate_keeps_prompt(sub):
 def test_bigram_generate_samples_softmax(sub):
     need(sub, "BigramLanguageModel")
     sampling.check_distribution(sub, "BigramLanguageModel", 10**6)
+
+
+def test_bigram_generate_samples_one_row(sub):
+    need(sub, "BigramLanguageModel")
+    sampling.check_distribution_one_row(sub, "BigramLanguageModel", 10**6)

@@ -44,9 +44,9 @@ def _expected_logits(state, idx):
 
 def test_gpt_logits(sub):
     """Without targets: logits (B, T, vocab) from token + position embeddings, the blocks, ln_f and
-    lm_head; loss None. Checked for T = block_size and T < block_size (atol 1e-5: float32)."""
+    lm_head; loss None. Checked for T = block_size, T < block_size and T = 1 (atol 1e-5: float32)."""
     model, state = _gpt(sub)
-    for T in (BLOCK, 3):
+    for T in (BLOCK, 3, 1):
         idx = torch.randint(V, (2, T), generator=torch.Generator().manual_seed(T))
         out = model(idx)
         expect(isinstance(out, tuple) and len(out) == 2, "forward should return (logits, loss)")
@@ -58,18 +58,21 @@ def test_gpt_logits(sub):
 
 
 def test_gpt_loss(sub):
-    """With targets: loss = mean cross-entropy over B*T; logits (B, T, V) or flattened (B*T, V)."""
-    model, state = _gpt(sub)
+    """With targets: loss = mean cross-entropy over B*T of the logits the model itself returns
+    ((B, T, V), or flattened (B*T, V)), so a wrong logit (test_gpt_logits) is not counted twice;
+    for B = 2 and B = 1 (atol 1e-5: float32)."""
+    model, _ = _gpt(sub)
     g = torch.Generator().manual_seed(8)
-    idx, targets = torch.randint(V, (2, BLOCK), generator=g), torch.randint(V, (2, BLOCK), generator=g)
-    out = model(idx, targets)
-    expect(isinstance(out, tuple) and len(out) == 2, "forward should return (logits, loss)")
-    logits, loss = out
-    expected = _expected_logits(state, idx)
-    logits = tensor(logits, "logits with targets")
-    if tuple(logits.shape) == (2 * BLOCK, V):
-        logits = logits.view(2, BLOCK, V)
-    close(logits, expected, "logits with targets", atol=1e-5)
-    want = F.cross_entropy(expected.view(-1, V), targets.view(-1))
-    close(torch.tensor(number(loss, "loss")), want, "loss", atol=1e-5,
-          hint="F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
+    for B in (2, 1):
+        idx, targets = torch.randint(V, (B, BLOCK), generator=g), torch.randint(V, (B, BLOCK), generator=g)
+        out = model(idx, targets)
+        expect(isinstance(out, tuple) and len(out) == 2, "forward should return (logits, loss)")
+        logits, loss = out
+        logits = tensor(logits, "logits with targets")
+        expect(tuple(logits.shape) in ((B, BLOCK, V), (B * BLOCK, V)),
+               f"logits with targets: expected shape {(B, BLOCK, V)} (or flattened {(B * BLOCK, V)}), "
+               f"got {tuple(logits.shape)}")
+        want = F.cross_entropy(logits.reshape(B * BLOCK, V).double(), targets.view(-1))
+        close(torch.tensor(number(loss, "loss")), want.float(), f"loss (batch of {B})", atol=1e-5,
+              hint="the mean cross-entropy of the logits against the targets: "
+                   "F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")

@@ -55,6 +55,8 @@ def apply_edit(nb, edit) -> nbformat.NotebookNode:
 
 
 def write_edit(edit, folder: Path, reference=None) -> Path:
+    if hasattr(edit, "write"):  # a tests.bank.Rewrite writes its own submission (a notebook or a .py)
+        return edit.write(folder, reference if reference is not None else read_reference())
     nb = apply_edit(reference if reference is not None else read_reference(), edit)
     folder = Path(folder) / edit.id
     folder.mkdir(parents=True, exist_ok=True)

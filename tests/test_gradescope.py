@@ -105,8 +105,11 @@ def test_stub_scores_zero(tmp_path, zip_path):
                     root / "submission" / "work" / ".ipynb_checkpoints" / "gpt_lab-checkpoint.ipynb")
     shutil.copyfile(REPO / "assignment" / "gpt_lab.ipynb", root / "submission" / "work" / "my_lab.ipynb")
     data = run_autograder(root)
-    assert data["score"] == 0 and data["tests"]
-    assert all(t["status"] == "failed" for t in data["tests"])
+    # multihead is given complete in the student notebook and checked without its Head: kept
+    given = [t for t in data["tests"] if t["tags"][0] == "multihead"]
+    assert given and all(t["status"] == "passed" for t in given)
+    assert data["score"] == sum(t["score"] for t in given) and data["tests"]
+    assert all(t["status"] == "failed" for t in data["tests"] if t not in given)
 
 
 def test_no_notebook(tmp_path, zip_path):

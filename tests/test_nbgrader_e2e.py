@@ -158,8 +158,11 @@ def test_reference_gets_full_marks(course):
 
 
 def test_stub_gets_zero(course):
+    """Nothing for the parts the student writes; multihead, given complete and checked without
+    the student's Head, keeps its points."""
     graded = _autograded(course["scores"]["stub"])
-    assert {n: s for n, (s, m) in graded.items() if s != 0} == {}
+    assert {n: s for n, (s, m) in graded.items() if s != 0 and n != "check_multihead"} == {}
+    assert graded["check_multihead"][0] == graded["check_multihead"][1] > 0, graded
 
 
 def test_mutant_matches_pytest_autograder(course):

@@ -12,17 +12,13 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checking import close, expect, fail, need, tensor
-from autograder.submission import SubmissionFailure
+from autograder.checking import close, expect, need, tensor, transplant
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\nAll: Speak, speak!\n"
 
 
 def _transplant(student, reference, what):
-    try:
-        reference.load_state_dict(student.state_dict())
-    except SubmissionFailure as exc:
-        fail(f"{what}'s parameters do not follow the contract's layout: {exc.message}")
+    transplant(student, reference, what)
 
 
 # This file holds checks of several parts: each names its part with the ``part`` marker.
@@ -52,27 +48,23 @@ def test_head_matches_reference(sub, ref, T):
 
 @part("multihead")
 def test_multihead_matches_reference(sub, ref):
-    """Same weights, same input as the reference's MultiHeadAttention (atol 1e-5). With the
-    submission's own heads when they agree with the reference's Head; otherwise with the grader's
-    stand-in heads on both sides, so a wrong Head costs nothing here."""
-    from autograder.test_multihead import C, HS, NH, BLOCK, _mha
+    """Same weights, same input as the reference's MultiHeadAttention (atol 1e-5), with the
+    grader's stand-in heads on both sides (so a wrong Head costs nothing here); a forward that
+    reads its heads' internals is compared with its own heads against the composition of those
+    heads' outputs through the reference's proj."""
+    from autograder.test_multihead import C, HS, NH, BLOCK, STAND_IN, run_forward
 
-    mha, stubbed = _mha(sub)
     x = torch.randn(2, 6, C, generator=torch.Generator().manual_seed(1))
-    if not stubbed:
-        r = ref.new("MultiHeadAttention", C, NH, HS, BLOCK, 0.0).eval()
+    mha, got, state, parts = run_forward(sub, x)
+    if any(k.startswith("heads.0.lin.") for k in state):
+        r = ref.new("MultiHeadAttention", C, NH, HS, BLOCK, 0.0, _stubs=STAND_IN).eval()
         _transplant(mha, r, "MultiHeadAttention")
-        same_heads = all(
-            torch.allclose(mha.get(f"heads.{i}")(x), r.get(f"heads.{i}")(x), atol=1e-5) for i in range(NH)
-        )
-        if same_heads:
-            close(tensor(mha(x), "MultiHeadAttention.forward", shape=(2, 6, C)), r(x), "MultiHeadAttention output", atol=1e-5)
-            return
-        stubs = {"Head": "ProbeHead"}
-        mha = sub.new("MultiHeadAttention", C, NH, HS, BLOCK, 0.0, _seed=22, _stubs=stubs).eval()
-    r = ref.new("MultiHeadAttention", C, NH, HS, BLOCK, 0.0, _stubs={"Head": "ProbeHead"}).eval()
+        close(tensor(got, "MultiHeadAttention.forward", shape=(2, 6, C)), r(x), "MultiHeadAttention output", atol=1e-5)
+        return
+    r = ref.new("MultiHeadAttention", C, NH, HS, BLOCK, 0.0).eval()
     _transplant(mha, r, "MultiHeadAttention")
-    close(tensor(mha(x), "MultiHeadAttention.forward", shape=(2, 6, C)), r(x), "MultiHeadAttention output", atol=1e-5)
+    want = r.get("proj")(torch.cat(parts, dim=-1))
+    close(tensor(got, "MultiHeadAttention.forward", shape=(2, 6, C)), want, "MultiHeadAttention output", atol=1e-5)
 
 
 @part("feedforward")

@@ -7,7 +7,7 @@ Each mutant must lose points in its own part (the part of the cell it edits; GPT
 from __future__ import annotations
 
 from tests.bank import MHA_FORWARD as _MHA_FORWARD
-from tests.bank import Mutant
+from tests.bank import Mutant, Rewrite
 
 _M = Mutant
 
@@ -264,6 +264,97 @@ MUTANTS: list[Mutant] = [  # the default bank is this list minus _EXTRA_IDS belo
        '"q1": "b"', '"q1": "a"', "a wrong quiz answer"),
 ]
 
+# -- issue 12: wrong code that a check looking at one size, one mode or one batch shape let
+# through, and dodges of the grader's objects; each with a piece of the message its part gives.
+_R = Rewrite
+_GEN_SAMPLE = "idx_next = torch.multinomial(probs, num_samples=1)  # (B, 1) one sample per row"
+_EL_BODY = (
+    "    out = {}\n    model.eval()\n    for split in (\"train\", \"val\"):\n"
+    "        losses = torch.zeros(eval_iters)\n        for k in range(eval_iters):\n"
+    "            x, y = get_batch_fn(split)\n            _, loss = model(x, y)\n"
+    "            losses[k] = loss.item()\n        out[split] = losses.mean().item()\n"
+    "    model.train()\n    return out"
+)
+_GPT_CE = "loss = F.cross_entropy(logits.view(B * T, V), targets.view(B * T))"
+
+NEW_MUTANTS: list = [
+    _M("head_scale_constant_8", "head", "head_code",
+       "* k.shape[-1] ** -0.5", "* 8 ** -0.5",
+       "scores scaled by a constant that equals head_size ** -0.5 only for head size 8", expect="scaled by"),
+    _M("head_scale_constant_sqrt", "head", "head_code",
+       "* k.shape[-1] ** -0.5", "/ 2.8284271",
+       "scores divided by sqrt(8) written as a number", expect="head_size ** -0.5"),
+    _M("head_mask_hardcoded_block8", "head", "head_code",
+       'wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))',
+       'wei = wei.masked_fill(torch.tril(torch.ones(8, 8))[:T, :T] == 0, float("-inf"))',
+       "a causal mask of a fixed size 8: wrong for block_size > 8", expect="raised RuntimeError"),
+    _M("gen_greedy_one_row", "generate", "gpt_code", _GEN_SAMPLE,
+       "idx_next = torch.argmax(probs, dim=-1, keepdim=True) if idx.shape[0] == 1 else torch.multinomial(probs, 1)",
+       "greedy decoding when the batch has one row", expect="batch of one row"),
+    _M("gen_crop_one_short", "generate", "gpt_code",
+       "idx_cond = idx[:, -self.block_size:]", "idx_cond = idx[:, -(self.block_size - 1):]",
+       "crops to block_size - 1 tokens", expect="last block_size tokens"),
+    _M("gen_crop_from_start_when_long", "generate", "gpt_code",
+       "idx_cond = idx[:, -self.block_size:]",
+       "idx_cond = idx if idx.shape[1] <= self.block_size else idx[:, 1:self.block_size + 1]",
+       "a long context cropped to a window that is not the last one", expect="last block_size tokens"),
+    _M("bigram_greedy_one_row", "bigram", "bigram_code",
+       "idx_next = torch.multinomial(probs, num_samples=1)  # (B, 1)",
+       "idx_next = probs.argmax(-1, keepdim=True) if len(idx) == 1 else torch.multinomial(probs, 1)",
+       "bigram generate greedy when the batch has one row", expect="batch of one row"),
+    _M("el_reads_grader_batches", "estimate_loss", "estimate_loss_code", _EL_BODY,
+       "    vals = get_batch_fn.values\n"
+       "    return {s: sum(vals[s][:eval_iters]) / 100 / eval_iters for s in (\"train\", \"val\")}",
+       "estimate_loss reads the grader's batch objects instead of calling the model", expect="estimate_loss"),
+    _M("el_sum_not_mean", "estimate_loss", "estimate_loss_code",
+       "out[split] = losses.mean().item()", "out[split] = losses.sum().item()",
+       "the sum of the losses, not their mean", expect="the mean loss of eval_iters"),
+    _M("el_grad_in_eval", "estimate_loss", "estimate_loss_code",
+       "@torch.no_grad()\n", "@torch.enable_grad()\n",
+       "autograd switched on during evaluation", expect="autograd was recording"),
+    _M("gpt_loss_sum", "gpt", "gpt_code", _GPT_CE,
+       "loss = F.cross_entropy(logits.view(B * T, V), targets.view(B * T), reduction=\"sum\")",
+       "summed instead of mean cross-entropy", expect="loss (batch of 2)"),
+    _M("gpt_loss_first_row", "gpt", "gpt_code", _GPT_CE,
+       "loss = F.cross_entropy(logits[0], targets[0])",
+       "the loss of the first sequence only: right for a batch of one", expect="loss (batch of 2)"),
+    _M("mha_proj_no_bias", "multihead", "multihead_code",
+       "self.proj = nn.Linear(num_heads * head_size, n_embd)",
+       "self.proj = nn.Linear(num_heads * head_size, n_embd, bias=False)",
+       "projection without its bias", expect="proj.bias"),
+    _M("mha_first_head_repeated", "multihead", "multihead_code",
+       "out = torch.cat([h(x) for h in self.heads], dim=-1)",
+       "out = torch.cat([self.heads[0](x) for h in self.heads], dim=-1)",
+       "the first head's output used for every head", expect="MultiHeadAttention output"),
+    _M("ff_gelu", "feedforward", "feedforward_code", "nn.ReLU(),", "nn.GELU(),",
+       "GELU instead of the contract's ReLU", expect="FeedForward output"),
+    _R("tok_decode_list_only", "tokenizer", "decode works on a list only: a tensor's elements are looked up "
+       "in the dict as tensors", edits=(("tokenizer_code", "ids = ids.tolist()", "pass"),
+                                        ("tokenizer_code", "self.itos[int(i)] for i in ids", "self.itos[i] for i in ids")),
+       expect="decode(a tensor of shape"),
+    _M("tok_stoi_from_one", "tokenizer", "tokenizer_code",
+       "self.stoi = {ch: i for i, ch in enumerate(self.chars)}",
+       "self.stoi = {ch: i for i, ch in enumerate(self.chars, 1)}",
+       "ids counted from 1 in stoi only", expect="encode"),
+    _M("gb_targets_rolled", "get_batch", "get_batch_code",
+       "y = torch.stack([data[i + 1:i + block_size + 1] for i in ix])  # (B, T)",
+       "y = torch.roll(x, -1, dims=1)  # (B, T)",
+       "targets by rolling x: the last target wraps round", expect="expected y"),
+    _M("train_running_mean", "train", "train_code",
+       "losses.append(loss.item())", "losses.append((sum(losses) + loss.item()) / (len(losses) + 1))",
+       "returns the running mean of the losses", expect="loss 1"),
+    _M("block_ln_swapped", "decoder_block", "decoder_block_code",
+       "x = x + self.sa(self.ln1(x))  # (B, T, C) communicate\n        x = x + self.ffwd(self.ln2(x))",
+       "x = x + self.sa(self.ln2(x))  # (B, T, C) communicate\n        x = x + self.ffwd(self.ln1(x))",
+       "ln1 and ln2 swapped", expect="DecoderBlock output"),
+    _R("py_head_no_scale", "head", "a .py module (BOM, CRLF) whose Head does not scale its scores",
+       form="py-bom-crlf", edits=(("head_code", "wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5",
+                                   "wei = q @ k.transpose(-2, -1)"),), expect="no scaling"),
+    _R("py_feedforward_misnamed", "feedforward", "a .py module that names its FeedForward class FeedFwd",
+       form="py", edits=(("feedforward_code", "class FeedForward(nn.Module):", "class FeedFwd(nn.Module):"),),
+       expect="not defined by the module"),
+]
+
 # Further mutants, graded only when GPTLAB_BANK=full (each one costs a grading run, ~8 s of CPU).
 _EXTRA_IDS = {
     'tok_vocab_size_off',
@@ -283,7 +374,7 @@ _EXTRA_IDS = {
     'gen_returns_new_only',
 }
 EXTRA_MUTANTS = [m for m in MUTANTS if m.id in _EXTRA_IDS]
-ALL_MUTANTS = MUTANTS
+ALL_MUTANTS = MUTANTS + NEW_MUTANTS
 MUTANTS = [m for m in ALL_MUTANTS if m.id not in _EXTRA_IDS]
 
 assert len({m.id for m in ALL_MUTANTS}) == len(ALL_MUTANTS), "mutant ids must be unique"
