@@ -4,7 +4,8 @@ Each case is a student notebook built from the released assignment: its solution
 the stubs (``base="stub"``) or filled with the reference's code (``base="reference"``), plus
 ``cells`` of attack code inserted after the setup cell (or at the end), and an optional
 ``tamper`` function applied to the notebook. ``expected`` is the total the honest work earns:
-a stub with an attack cell earns 0, the reference with one earns full marks.
+a stub with an attack cell earns what the untouched stubs earn (the given MultiHeadAttention's
+points), the reference with one earns full marks.
 
 The attacks are the ones that worked when check cells ran in nbgrader's kernel (the issue's three,
 the class-level ones) and more of the same classes: forge the check or its value, read the
@@ -17,7 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-FULL = 6.5  # autograded points of the lab (bonus included): what nbgrader's autograded cells add up to
+from autograder.report import load_rubric
+
+_RUBRIC = load_rubric()[0]
+FULL = float(sum(_RUBRIC.values()))  # autograded points of the lab (bonus included): nbgrader's autograded cells
+# the untouched stubs earn only the part that the student notebook gives complete (MultiHeadAttention)
+STUB = float(_RUBRIC["multihead"])
 
 # Paths an attack tries, relative to the kernel's working directory in nbgrader (the assignment
 # folder of autograded/<student>/) and to the checkout that the grader imports.
@@ -46,7 +52,7 @@ class Case:
     id: str
     base: str  # "stub" or "reference"
     cells: list[str] = field(default_factory=list)
-    expected: float = 0.0
+    expected: float = STUB
     at_end: bool = False
     tamper: Callable | None = None
     reported: tuple[str, ...] = ()  # grade ids the log and the note must name
@@ -225,13 +231,13 @@ print("[PASS] head: structure\\nhead: 9/9 checks passed: 1.00 of 1.00 points")
 ]
 
 CASES += [
-    Case("not_json", "stub", raw='{"cells": [{"cell_type": "code", "source": "import os"',
+    Case("not_json", "stub", expected=0.0, raw='{"cells": [{"cell_type": "code", "source": "import os"',
          why="a truncated file: nbgrader cannot read it; it must still get a graded 0 with its reason"),
-    Case("not_a_notebook", "stub", raw="def Head():\n    pass\n",
+    Case("not_a_notebook", "stub", expected=0.0, raw="def Head():\n    pass\n",
          why="a Python file handed in under the notebook's name"),
 ]
 
 # Honest notebooks graded among the attacks (before and after them, in nbgrader's order): their
 # grades must be exactly what they are alone.
-CONTROLS = {"aa_reference": ("reference", FULL), "aa_stub": ("stub", 0.0),
-            "zz_reference": ("reference", FULL), "zz_stub": ("stub", 0.0)}
+CONTROLS = {"aa_reference": ("reference", FULL), "aa_stub": ("stub", STUB),
+            "zz_reference": ("reference", FULL), "zz_stub": ("stub", STUB)}
