@@ -132,7 +132,11 @@ class Runtime:
 
     # -- operations ----------------------------------------------------------------------------
 
-    def op_exec_cell(self, number, source, is_module=False):
+    def op_exec_cell(self, number, source, is_module=False, ipython=False):
+        if ipython:  # IPython syntax is rewritten here, in the worker, under the cell's time limit
+            from .loader import to_python
+
+            source = to_python(source)
         return executor.run_cell(self.ns, number, source, is_module).as_dict()
 
     def op_names(self):
