@@ -224,23 +224,25 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _walk(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Regular files under ``folder`` (links never followed, hidden and checkpoint folders left
-    out) and the refused entries: links and special files anywhere in it."""
+def candidates(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The .ipynb and .py files under ``folder`` that are regular files with one name (links never
+    followed, hidden and checkpoint folders left out), and the refused ones: links, hard links and
+    special files with those names anywhere in it."""
     files, refused = [], []
     for top, dirs, names in os.walk(folder, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("__pycache__", "__MACOSX"))
-        for name in [*sorted(names), *[d for d in os.listdir(top) if os.path.islink(os.path.join(top, d))
-                                       and os.path.isdir(os.path.join(top, d))]]:
-            if name.startswith("."):
-                continue
+        for name in [*sorted(names), *[d for d in dirs if os.path.islink(os.path.join(top, d))]]:
+            if name.startswith(".") or not name.endswith((".ipynb", ".py")):
+                continue  # only what could be graded matters; a linked folder is never entered
             p = Path(top) / name
             try:
                 mode = os.lstat(p).st_mode
             except OSError:
                 continue
-            if stat.S_ISREG(mode):
+            if stat.S_ISREG(mode) and os.lstat(p).st_nlink == 1:
                 files.append(p)
+            elif stat.S_ISREG(mode):
+                refused.append((p, "a hard link to another file"))
             else:
                 refused.append((p, _kind(mode)))
     return files, refused
@@ -258,7 +260,7 @@ def locate_submission(path: str | os.PathLike) -> Path:
     except OSError as exc:
         raise SubmissionError(f"the submission at {path} cannot be read ({exc.strerror})") from None
     if stat.S_ISDIR(mode):
-        files, refused = _walk(path)
+        files, refused = candidates(path)
         if refused:
             where, kind = refused[0]
             raise Refused(f"the submission holds {kind} ({where.relative_to(path)}): links and special files "
@@ -281,6 +283,9 @@ def locate_submission(path: str | os.PathLike) -> Path:
     if not stat.S_ISREG(mode):
         raise Refused(f"the submission {path.name} is {_kind(mode)}: links and special files are refused; "
                       "submit the notebook itself")
+    if os.lstat(path).st_nlink > 1:  # a hard link may be another name of the reference itself
+        raise Refused(f"the submission {path.name} is a hard link to another file: links are refused; "
+                      "submit a copy of the notebook")
     return path
 
 
@@ -315,8 +320,10 @@ def read_bytes_safely(path: Path, limit: int = MAX_BYTES) -> bytes:
         os.close(fd)
 
 
-def read_submission(path: str | Path) -> Program:
-    path = locate_submission(Path(path))
+def read_submission(path: str | Path, trusted: bool = False) -> Program:
+    """The program at ``path``. ``trusted`` (the reference, the instructor's own files): links are
+    followed as usual; otherwise the shared locator's rules apply."""
+    path = Path(os.path.realpath(path)) if trusted else locate_submission(Path(path))
     data = read_bytes_safely(path)
     if b"\x00" in data[:8192]:
         raise SubmissionError(f"{path.name} is a binary file, not a notebook or a Python module")
