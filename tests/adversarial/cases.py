@@ -1081,8 +1081,10 @@ CASES += [
     # disk
     Case("disk_fill_at_load", "disk", "writes 3 GB at load: stopped at the quota, the rest graded",
          edits=(H.after_imports(FILL_DISK),), budget_s=110),
-    Case("disk_fill_in_head_forward", "disk", "Head.forward writes 3 GB (errors ignored) and answers right",
-         edits=(head_forward(FILL_DISK),), budget_s=200),
+    Case("disk_fill_in_head_forward", "disk", "Head.forward writes 3 GB on its first call (errors ignored), answers right",
+         edits=(head_forward("import builtins\nif not getattr(builtins, '_gptlab_adv_filled', False):\n"
+                             "    builtins._gptlab_adv_filled = True\n" + textwrap.indent(FILL_DISK, "    ")),),
+         budget_s=150),
     Case("many_files_at_load", "disk", "150,000 files at load", edits=(H.after_imports(MANY_FILES),), budget_s=120),
     Case("write_shm_and_tmp", "disk", "writes to /dev/shm, /tmp and /var/tmp",
          edits=(H.after_imports(d(f"""
