@@ -114,6 +114,9 @@ class Worker:
         os.setsid()
         mem = self.memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        # the grading process capped its own data segment (conftest.limit_own_memory): not the worker's
+        _, data_hard = resource.getrlimit(resource.RLIMIT_DATA)
+        resource.setrlimit(resource.RLIMIT_DATA, (data_hard, data_hard))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
         # No RLIMIT_NPROC: it counts every thread of the user's (a student's browser included) and
