@@ -195,6 +195,8 @@ def loads(data: bytes) -> dict:
         message = json.loads(data.decode())
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"not a JSON message: {exc}") from None
+    except RecursionError:  # JSON nested deeper than the parser goes: never a message of ours
+        raise ProtocolError("a JSON message nested too deeply") from None
     if type(message) is not dict:
         raise ProtocolError("message is not an object")
     return message

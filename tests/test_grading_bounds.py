@@ -213,3 +213,13 @@ def test_report_when_the_configuration_fails(tmp_path):
     data = json.loads(out.read_text())
     assert data["score"] == 0 and "rubric names unknown parts" in data["output"]
     assert "not graded" in proc.stdout
+
+
+def test_recv_refuses_deep_json():
+    a, b = socket.socketpair()
+    body = b"[" * 100_000 + b"]" * 100_000
+    a.sendall(struct.pack("!Q", len(body)) + body)
+    with pytest.raises(protocol.ProtocolError, match="nested"):
+        protocol.recv(b, deadline=time.monotonic() + 5)
+    a.close()
+    b.close()

@@ -995,6 +995,17 @@ FORGED_HEADER = d("""
             pass
 """)
 
+DEEP_ANSWER = d("""
+    import os, stat, struct
+    for fd in sorted(int(f) for f in os.listdir("/proc/self/fd")):
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                body = b"[" * 200_000 + b"]" * 200_000   # valid JSON, 400 KB, nested 200,000 deep
+                os.write(fd, struct.pack("!Q", len(body)) + body)
+        except OSError:
+            pass
+""")
+
 KILL_ON_THIRD_CALL = d("""
     import os, builtins
     n = getattr(builtins, "_gptlab_adv_calls", 0) + 1
@@ -1075,6 +1086,8 @@ CASES += [
          edits=(head_forward("out = torch.zeros(15_000_000)"),), expect={"head": HEAD_DEAD}, budget_s=120),
     Case("answer_forged_header", "memory", "Head.forward announces a 200 MB answer on the socket",
          edits=(head_forward(FORGED_HEADER),), expect={"head": HEAD_DEAD}, budget_s=150),
+    Case("answer_deep_json", "memory", "Head.forward sends the grader a JSON answer nested 200,000 deep",
+         edits=(head_forward(DEEP_ANSWER),), expect={"head": HEAD_DEAD}, budget_s=150),
     Case("answer_three_million_floats", "memory", "Head.forward returns a Python list of 3 million floats",
          edits=(head_forward("out = [0.5] * 3_000_000"),), expect={"head": HEAD_DEAD}, budget_s=120),
 
@@ -1125,6 +1138,12 @@ CASES += [
     Case("fork_bomb_in_head_forward", "death", "Head.forward forks 500 sleepers",
          edits=(head_forward(FORK_BOMB.replace("if os.getpid() == 1:", "if True:")),), expect={"head": HEAD_DEAD},
          budget_s=200),
+
+    # the grading process's own memory cap is not the worker's
+    Case("worker_uses_1_6gb", "memory", "Head.forward's first call fills a 1.6 GB tensor (the worker's limit is 6 GiB)",
+         edits=(head_forward("import builtins\nif not getattr(builtins, '_gptlab_adv_big', False):\n"
+                             "    builtins._gptlab_adv_big = True\n    _big = torch.ones(400_000_000)\n"
+                             "    assert float(_big[-1]) == 1.0\n    del _big"),), budget_s=120),
 
     # exact points
     Case("exact_points_partial", "points", "Head returns zeros: shares add up exactly, 4 decimals",
