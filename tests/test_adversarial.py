@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.adversarial import helpers as H
-from tests.adversarial.cases import ANY, BELOW, BY_ID, CASES, FULL, ZERO, Only
+from tests.adversarial.cases import ANY, BELOW, BY_ID, CASES, FULL, ZERO, Only, is_slow
 
 JOBS = 2
 SLACK_S = 90.0  # a run is killed this long past its budget (so an overrun is measured, not endless)
@@ -109,7 +109,8 @@ def _expected(case, names: dict[str, list[str]]) -> dict[str, float]:
     return out
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow_bank] if is_slow(c) else [])
+                                  for c in CASES])
 def test_adversarial_case(adversarial_runs, case):
     run = adversarial_runs["runs"][case.id]
     if isinstance(run, Exception):

@@ -1079,7 +1079,7 @@ CASES += [
     Case("budget_spent_at_load", "time", "four 7 s cells with a 15 s budget: nothing graded, the run ends in time",
          edits=SLOW_CELLS, base=ZERO, budget_s=60, args=("--time-budget", "15")),
     Case("trickle_answer", "time", "Head.forward writes its answer one byte per second, ignoring SIGALRM",
-         edits=(head_forward(TRICKLE),), expect={"head": HEAD_DEAD}, budget_s=150),
+         edits=(head_forward(TRICKLE),), expect={"head": HEAD_DEAD}, budget_s=240),
     Case("trickle_at_load", "time", "a cell trickles bytes into the grader's socket at load",
          edits=(H.after_imports(TRICKLE),), budget_s=110),
     Case("answer_60mb", "memory", "Head.forward returns a 60 MB tensor: refused, the grading process stays small",
@@ -1151,6 +1151,16 @@ CASES += [
     Case("exact_points_full", "points", "the reference as a .py module: 6.5 of 6.5 exactly", module=True,
          after=exact_points),
 ]
+
+# Cases whose run may take past this long on a loaded 2-core machine (a hang, a kill and a reload, a
+# replayed load) carry the ``slow_bank`` marker: CI runs them as a separate step (``-m slow_bank``),
+# the rest (``-m "not slow_bank"``) within its 15 minutes.
+SLOW_BUDGET_S = 110
+
+
+def is_slow(case: Case) -> bool:
+    return case.budget_s >= SLOW_BUDGET_S
+
 
 BY_ID = {c.id: c for c in CASES}
 assert len(BY_ID) == len(CASES), "duplicate case ids"
