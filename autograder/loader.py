@@ -331,6 +331,7 @@ def read_submission(path: str | Path, trusted: bool = False) -> Program:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise SubmissionError(f"{path.name} is not UTF-8 text, so not a notebook or a Python module") from None
+    del data  # the bytes: up to MAX_BYTES that the parse below need not keep company
     if path.suffix == ".py":
         return read_module_cells(path, text)
     if path.suffix == ".ipynb" or text.lstrip().startswith("{"):
