@@ -10,7 +10,15 @@ whole ``pytest autograder`` run. Expected scores are written per part as
   ``part: `` prefix; a name matches all its parametrisations), so the score is
   points * len(passing) / len(checks), counted on the reference's own list of checks.
 
-Parts not named in ``expect`` are FULL. ``base = ZERO`` makes every unnamed part ZERO.
+Parts not named in ``expect`` are FULL. ``base = ZERO`` makes every unnamed part ZERO. Two more specs,
+for the cases of issue 13 on worker deaths whose exact cost depends on timing: ``BELOW`` (strictly less
+than full) and ``ANY`` (not compared: the case is about the other parts).
+
+The cases of issue 13 (at the end) cover: a report whatever the notebook's JSON (invalid for nbformat,
+list metadata, 100,000-deep nesting, millions of values), IPython transforms in the worker, one time
+budget per submission and deadline-bounded reads, the cap on answers, the disk quota, the shared
+locator (links, hard links, FIFOs refused), deaths charged to the code that causes them, exact points.
+Cases with a budget of ``SLOW_BUDGET_S`` or more carry the ``slow_bank`` marker.
 
 Decisions on the "lying return value" bullet (what the contract accepts):
 - non-contiguous, transposed-back or aliased tensors with the right values: accepted (full marks);
