@@ -223,3 +223,24 @@ def test_recv_refuses_deep_json():
         protocol.recv(b, deadline=time.monotonic() + 5)
     a.close()
     b.close()
+
+
+def test_worker_past_its_disk_quota_is_stopped(tmp_path, monkeypatch):
+    """Without namespaces (no tmpfs), the grading process measures the worker's folder while it waits."""
+    from autograder import sandbox
+
+    monkeypatch.setattr(sandbox, "DISK_QUOTA_BYTES", 1 << 20)
+    w = Worker()
+    w.workdir = tmp_path
+    w.proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        w._police()  # under the quota: nothing happens
+        assert w.alive
+        (tmp_path / "big.bin").write_bytes(os.urandom(2 << 20))
+        with pytest.raises(sandbox.WorkerDied, match="to disk"):
+            w._police()
+        assert w.proc is None  # killed and reaped
+    finally:
+        if w.proc is not None:
+            w.proc.kill()
+            w.proc.wait()
