@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-WORST = ["reference", "answer_60mb", "answer_forged_header", "answer_three_million_floats", "huge_notebook_50mb",
+WORST = ["reference", "answer_60mb", "answer_forged_header", "answer_three_million_floats", "huge_notebook_50mb", "huge_notebook_95mb",
          "three_million_json_values", "deep_metadata_100k", "disk_fill_at_load", "disk_fill_in_head_forward",
          "many_files_at_load", "memory_bomb_in_train", "trickle_answer"]
 LIMIT_MB = 1024

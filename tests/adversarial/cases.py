@@ -505,16 +505,16 @@ def missing_path(folder: Path) -> Path:
     return folder / "submission" / "no_such_notebook.ipynb"
 
 
-def huge_notebook(folder: Path) -> Path:
+def huge_notebook(folder: Path, mb: int = 50) -> Path:
     import nbformat
 
     nb = H.reference_nb()
-    blob = "x" * (50 * 2**20)
+    blob = "x" * (mb * 2**20)
     nb.cells[H.cell_index(nb, "head_code")].outputs = [nbformat.v4.new_output("stream", name="stdout", text=blob)]
     p = folder / "submission" / "gpt_lab.ipynb"
     p.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, p)
-    assert p.stat().st_size > 50 * 10**6
+    assert p.stat().st_size > mb * 10**6
     return p
 
 
@@ -1146,6 +1146,9 @@ CASES += [
     Case("fork_bomb_in_head_forward", "death", "Head.forward forks 500 sleepers",
          edits=(head_forward(FORK_BOMB.replace("if os.getpid() == 1:", "if True:")),), expect={"head": HEAD_DEAD},
          budget_s=200),
+
+    Case("huge_notebook_95mb", "memory", "the reference with a 95 MB output (just under the 100 MB cap): graded",
+         raw=lambda folder: huge_notebook(folder, 95), budget_s=110),
 
     # the grading process's own memory cap is not the worker's
     Case("worker_uses_1_6gb", "memory", "Head.forward's first call fills a 1.6 GB tensor (the worker's limit is 6 GiB)",
