@@ -45,7 +45,7 @@ _NAMES = {v: k for k, v in _DTYPES.items()}
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a check never needs more; a bigger message is refused
 # What the grading process reads back from the worker: the largest answer a check of the reference
-# gets is under 1 MB (benchmarks/grading_bounds.py prints it); 16 MB leaves 16x room, and bounds the
+# gets is 250 KB (benchmarks/grading_bounds.py prints it); 16 MB leaves 60x room, and bounds the
 # grading process's memory for one answer (the JSON text, its parse and the decoded tensors) to
 # ~100 MB.
 MAX_ANSWER_BYTES = 16 * 1024 * 1024

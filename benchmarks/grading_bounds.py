@@ -18,6 +18,7 @@ sized from). The grading process must stay under 1 GB: the last line says whethe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -132,7 +133,8 @@ def largest_answer() -> int:
 
     protocol.recv = recording
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as quiet, \
+                contextlib.redirect_stdout(quiet):
             pytest.main(["autograder", "-q", "-p", "no:cacheprovider", "--submission",
                          str(REPO / "solutions" / "gpt_lab.ipynb"), "--grade-json", str(Path(tmp) / "r.json")])
     finally:
