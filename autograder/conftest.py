@@ -3,24 +3,59 @@ verdict messages, the end-of-run table and ``--grade-json``.
 
 The grading process (this one) never imports or runs the submission: it runs in a worker
 process (``sandbox.py``) and this process decides every verdict from the plain data it returns.
+
+Whatever the input, the run ends with one report (the table, and results.json with ``--grade-json``):
+a failure while configuring, collecting or reporting is caught and becomes a 0 for what did not run,
+with its cause (``report.zero_report`` when nothing could be graded). This process limits its own
+memory (``GRADER_MEMORY_MB``) and gives the submission one wall-clock budget (``--time-budget``).
 """
 
 from __future__ import annotations
 
 import builtins
+import os
+import resource
 import time
+import traceback
 from pathlib import Path
 
 import pytest
 
 from autograder import loader, report
 from autograder.checking import PARTS, CheckFailed, explain
-from autograder.submission import LocalSubmission, RemoteSubmission
+from autograder.submission import LocalSubmission, RemoteSubmission, SubmissionFailure
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SUBMISSION = ROOT / "assignment" / "gpt_lab.ipynb"
 DEFAULT_REFERENCE = ROOT / "solutions" / "gpt_lab.ipynb"
 RUN_BUDGET_S = 600.0  # the whole run; a check started past it fails as "not run"
+# The grading process's own memory (RLIMIT_DATA: its heap and anonymous mappings, where answers and
+# tensors live). A grading run of the reference peaks at ~350 MB resident, torch's libraries included,
+# and a 95 MB notebook at ~550 MB (benchmarks/grading_bounds.py); 640 MB of data plus the libraries it
+# maps (~130 MB resident) keeps the process under 1 GB whatever the submission.
+GRADER_MEMORY_MB = 640
+
+
+def limit_own_memory(mb: int = GRADER_MEMORY_MB) -> None:
+    """Cap this process's data segment (soft limit only: the worker raises it again for itself)."""
+    if os.environ.get("GPTLAB_GRADER_MEMORY_MB"):
+        mb = int(os.environ["GPTLAB_GRADER_MEMORY_MB"])
+    try:
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        want = mb << 20
+        if hard != resource.RLIM_INFINITY:
+            want = min(want, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (want, hard))
+    except (ValueError, OSError, AttributeError):  # not on this system: the report says nothing more
+        pass
+
+
+def _cause(exc: BaseException) -> str:
+    try:
+        text = " ".join(str(exc).split())[:300]
+    except Exception:  # noqa: BLE001
+        text = ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def pytest_addoption(parser):
@@ -30,6 +65,8 @@ def pytest_addoption(parser):
     group.addoption("--grade-json", default=None, help="write Gradescope results.json here")
     group.addoption("--device", default="cpu", choices=("cpu", "cuda"), help="where the submission runs")
     group.addoption("--rubric", default=None, help="points per part (default: autograder/rubric.toml)")
+    group.addoption("--time-budget", default=RUN_BUDGET_S, type=float,
+                    help=f"wall-clock seconds for the whole submission (default {RUN_BUDGET_S:g})")
 
 
 class Grading:
@@ -40,7 +77,23 @@ class Grading:
         self.started = time.monotonic()
         self.outcomes: list[report.Outcome] = []
         self.notes: list[str] = []
-        self.rubric, self.bonus = report.load_rubric(config.getoption("rubric"))
+        self.fatal: str | None = None  # why nothing could be graded (configuration failed)
+        self.path = Path(config.getoption("submission") or DEFAULT_SUBMISSION)
+        self.submission_error: str | None = None
+        self.sub: RemoteSubmission | None = None
+        self._ref = None
+        self._ref_error: str | None = None
+        self.rubric, self.bonus = {}, set()
+        try:
+            self.rubric, self.bonus = report.load_rubric(config.getoption("rubric"))
+            self._setup(config)
+        except BaseException as exc:  # noqa: BLE001 - any failure here becomes the report's cause
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            self.fatal = f"the grader could not start: {_cause(exc)}"
+
+    def _setup(self, config) -> None:
+        self.budget_s = float(config.getoption("time_budget") or RUN_BUDGET_S)
         device = config.getoption("device")
         if device == "cuda":
             import torch
@@ -49,19 +102,22 @@ class Grading:
                 self.notes.append("--device cuda: no GPU is available here, the submission runs on the CPU")
                 device = "cpu"
         self.device = device
-        self.path = Path(config.getoption("submission") or DEFAULT_SUBMISSION)
-        self.submission_error: str | None = None
-        self.sub: RemoteSubmission | None = None
         try:
-            reference = Path(config.getoption("reference") or DEFAULT_REFERENCE).resolve()
-            self.sub = RemoteSubmission(loader.read_submission(self.path), device=device, hide=[str(reference)])
-            self.sub.start()  # the worker imports torch while pytest collects
+            program = loader.read_submission(self.path)
         except loader.SubmissionError as exc:
             self.submission_error = str(exc)
-        self._ref = None
-        self._ref_error: str | None = None
+            return
+        except (RecursionError, MemoryError, ValueError, TypeError, AttributeError, OSError) as exc:
+            self.submission_error = f"reading it failed ({_cause(exc)})"
+            return
+        reference = Path(config.getoption("reference") or DEFAULT_REFERENCE).resolve()
+        self.sub = RemoteSubmission(program, device=device, hide=[str(reference)],
+                                    budget_s=self.budget_s - (time.monotonic() - self.started))
+        self.sub.start()  # the worker imports torch while pytest collects
 
     def submission(self) -> RemoteSubmission:
+        if self.fatal:
+            raise CheckFailed(f"not run: {self.fatal}")
         if self.submission_error:
             raise CheckFailed(f"the submission could not be read: {self.submission_error}")
         if not self.sub.loaded:
@@ -75,7 +131,7 @@ class Grading:
             if not path.exists():
                 self._ref_error = f"no reference solution at {path}"
             else:
-                self._ref = LocalSubmission.from_program(loader.definitions_only(loader.read_submission(path)))
+                self._ref = LocalSubmission.from_program(loader.definitions_only(loader.read_submission(path, trusted=True)))
                 failed = [c for c in self._ref.load_report if not c.ok]
                 if failed:
                     self.notes.append(
@@ -87,11 +143,46 @@ class Grading:
 
 
 def pytest_configure(config):
+    limit_own_memory()
     import torch
 
     torch.set_num_threads(1)  # the checks' tensors are tiny; a second thread only adds contention
     config.addinivalue_line("markers", "part(name): the lab part a check belongs to")
+    # a check module that fails to import costs its own checks, never the run (and its report)
+    config.option.continue_on_collection_errors = True
     config._gptlab = Grading(config)
+
+
+def pytest_collectreport(report):
+    if report.failed:
+        try:
+            grading = _grading_of(report)
+            if grading is not None:
+                grading.notes.append(f"could not collect {report.nodeid or 'the checks'}: "
+                                     f"{str(report.longrepr).strip().splitlines()[-1][:300] if report.longrepr else ''}")
+        except Exception:  # noqa: BLE001 - a note is not worth a crash
+            pass
+
+
+_CONFIG = []  # the run's config, for hooks that are not given it
+
+
+def _grading_of(_=None):
+    return getattr(_CONFIG[0], "_gptlab", None) if _CONFIG else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    _CONFIG[:] = [session.config]
+
+
+def pytest_internalerror(excrepr, excinfo):
+    """pytest itself failed (a hook raised): the report is still written, naming the cause."""
+    grading = _grading_of()
+    if grading is None:
+        return
+    grading.internal_error = f"the grader failed: {_cause(excinfo.value)}"
+    _write_report(grading, _CONFIG[0])
 
 
 def _part_of(item) -> str:
@@ -107,11 +198,40 @@ def pytest_collection_modifyitems(session, config, items):
 @pytest.fixture
 def sub(request):
     grading: Grading = request.config._gptlab
-    if time.monotonic() - grading.started > RUN_BUDGET_S:
-        raise CheckFailed(f"not run: the grading run's {RUN_BUDGET_S:g} s budget was spent")
+    if grading.fatal is None and time.monotonic() - grading.started > grading.budget_s:
+        raise CheckFailed(f"not run: the grading run's {grading.budget_s:g} s budget was spent")
     submission = grading.submission()
-    submission.reset()
+    deaths = len(submission.deaths)
+    try:
+        submission.reset()
+    except SubmissionFailure:
+        if len(submission.deaths) == deaths:
+            raise
+        submission.forget_deaths(deaths)  # the worker died between checks: once more, fresh
+        submission.reset()
     return submission
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Run a check; if the worker died while it ran and it failed, run it once more in a fresh
+    worker. A death is charged to the check (to its part) only when its own code kills the worker
+    again: a death that a timer or a thread of other code caused lands on whichever check happens
+    to run, and that check gets a fair second run instead (so every run gives the same grade)."""
+    submission = pyfuncitem.funcargs.get("sub")
+    if not isinstance(submission, RemoteSubmission):
+        return None
+    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    deaths = len(submission.deaths)
+    try:
+        pyfuncitem.obj(**kwargs)
+    except Exception:
+        if len(submission.deaths) == deaths or submission.budget_spent():
+            raise
+        submission.forget_deaths(deaths)
+        submission.reset()
+        pyfuncitem.obj(**kwargs)
+    return True
 
 
 @pytest.fixture(scope="session")
@@ -132,7 +252,14 @@ def _unwrap(exc: BaseException) -> BaseException:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
-    rep = outcome.get_result()
+    try:
+        _record(item, call, outcome.get_result())
+    except Exception as exc:  # noqa: BLE001 - never an INTERNALERROR: the check counts as failed
+        grading: Grading = item.config._gptlab
+        grading.notes.append(f"the grader could not record {item.nodeid}: {_cause(exc)}")
+
+
+def _record(item, call, rep) -> None:
     part = _part_of(item)
     if not part or (call.when == "teardown" and not rep.failed):
         return
@@ -147,7 +274,15 @@ def pytest_runtest_makereport(item, call):
     if rep.skipped:
         status, message = "pending", str(rep.longrepr[-1]) if isinstance(rep.longrepr, tuple) else ""
     elif rep.failed:
-        status, message = "failed", explain(_unwrap(call.excinfo.value))
+        exc = _unwrap(call.excinfo.value) if call.excinfo is not None else None
+        if isinstance(exc, MemoryError):
+            message = "the grading process ran out of memory reading this check's answers"
+        else:
+            try:
+                message = explain(exc) if exc is not None else "failed"
+            except Exception as err:  # noqa: BLE001 - a message that cannot be written is still a failure
+                message = f"failed ({_cause(err)})"
+        status = "failed"
         rep.longrepr = f"[{part}] {name}: {message}"
     else:
         status, message = "passed", ""
@@ -168,12 +303,29 @@ def _results(grading: Grading):
     return parts
 
 
+def _cause_of_nothing(grading: Grading) -> str:
+    return (getattr(grading, "internal_error", None) or grading.fatal or
+            (f"the submission could not be read: {grading.submission_error}" if grading.submission_error else "")
+            or "no check ran (see the grader's notes)")
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    grading: Grading = config._gptlab
-    parts = _results(grading)
+    grading: Grading = getattr(config, "_gptlab", None)
+    if grading is None:
+        return
     tr = terminalreporter
+    try:
+        _summary(tr, grading)
+    except Exception as exc:  # noqa: BLE001
+        tr.write_line(f"the grade table could not be written: {_cause(exc)} (results.json is)")
+
+
+def _summary(tr, grading: Grading) -> None:
+    parts = _results(grading)
     tr.section("gpt-lab grade")
     tr.write_line(f"submission: {grading.path}")
+    if grading.fatal:
+        tr.write_line(f"not graded: {grading.fatal}")
     if grading.submission_error:
         tr.write_line(f"could not be read: {grading.submission_error}")
     if grading.sub is not None and grading.sub.loaded:
@@ -182,32 +334,62 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(f"note: cell {c.number} failed while loading: {c.error_type}: {c.message}")
         if len(bad) > 5:
             tr.write_line(f"note: {len(bad) - 5} more cells failed while loading")
-    for note in grading.notes + (grading.sub.report.notes if grading.sub is not None else []):
+    for note in _notes(grading):
         if not note.startswith("cell "):
             tr.write_line(f"note: {note}")
     tr.write_line("")
     tr.write_line(report.table(parts))
     pending = sum(p.pending for p in parts)
     if pending:
-        points = sum((p.check_points() * p.pending for p in parts), 0)
+        points = sum((p.pending_points() for p in parts), 0)
         tr.write_line(
             f"{pending} hidden checks worth {float(points):.2f} points run at grading time "
             "(the scores above count them as not yet earned)"
         )
 
 
+def _notes(grading: Grading) -> list[str]:
+    notes = list(grading.notes)
+    if grading.sub is not None:
+        notes += grading.sub.report.notes
+        for what, why in grading.sub.deaths[:5]:
+            notes.append(f"the submission's process died while running {what}: {why}")
+    return notes
+
+
+def _write_report(grading: Grading, config) -> list:
+    """Write results.json (if asked) from what was recorded; never raises. Returns the parts."""
+    path = config.getoption("grade_json")
+    parts = []
+    try:
+        if grading.sub is not None:  # first stop the submission and all it started, then write
+            grading.sub.close()
+        parts = _results(grading)
+        if path:
+            lines = [f"cell {c.number}: {c.error_type}: {c.message}" for c in
+                     (grading.sub.report.cells if grading.sub and grading.sub.loaded else []) if not c.ok]
+            extra = [f"not graded: {grading.fatal}"] if grading.fatal else []
+            extra += [f"could not be read: {grading.submission_error}"] if grading.submission_error else []
+            data = report.gradescope_json(parts, "\n".join(extra + _notes(grading) + lines[:20]),
+                                          not_run=f"not run: {_cause_of_nothing(grading)}")
+            report.write_json(path, data)
+    except BaseException as exc:  # noqa: BLE001 - the last resort: a zero report naming the cause
+        if path:
+            try:
+                report.write_json(path, report.zero_report(f"the grader failed while reporting: {_cause(exc)}",
+                                                           grading.rubric or None, grading.bonus))
+            except Exception:  # noqa: BLE001 - nothing more can be done here; the wrapper writes its own
+                traceback.print_exc()
+        parts = []
+    return parts
+
+
 def pytest_sessionfinish(session, exitstatus):
     grading: Grading = getattr(session.config, "_gptlab", None)
     if grading is None:
         return
-    if grading.sub is not None:  # first stop the submission and all it started, then write
-        grading.sub.close()
-    parts = _results(grading)
-    path = session.config.getoption("grade_json")
-    if path:
-        lines = [f"cell {c.number}: {c.error_type}: {c.message}" for c in
-                 (grading.sub.report.cells if grading.sub and grading.sub.loaded else []) if not c.ok]
-        report.write_json(path, report.gradescope_json(parts, "\n".join(grading.notes + lines[:20])))
-    if exitstatus in (0, 1):  # keep pytest's own codes for usage errors and interrupts
-        earned = all(p.passed == p.total for p in parts if p.points > 0)
+    parts = _write_report(grading, session.config)
+    if exitstatus in (0, 1):
+        # keep pytest's own codes for usage errors and interrupts; 0 only when every point was earned
+        earned = bool(parts) and not grading.fatal and all(p.passed == p.total for p in parts if p.points > 0)
         session.exitstatus = 0 if earned else 1

@@ -5,7 +5,8 @@ are allowed), the worker starts under ``unshare`` in new PID, mount, network and
 
 - it sees only its own processes (it is PID 1 there: it cannot signal or read the grading
   process, and when it dies every process it started dies with it);
-- every file system is read-only for it except its own temporary folder; the repository is
+- every file system is read-only for it except its own temporary folder, which is a tmpfs of
+  ``DISK_QUOTA_MB`` (a write past it fails with "No space left on device"); the repository is
   covered by empty mounts except ``autograder/`` (its own code, without ``hidden/``), ``data/`` and
   the Python environment, and so is the reference wherever it lies (``--reference``);
 - it has no network;
@@ -30,6 +31,11 @@ import subprocess
 
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 _BASE = ["--pid", "--fork", "--kill-child", "--mount-proc", "--net", "--ipc"]
+# The worker's writable folder. The grader's own files there are a few KB; a submission needs none
+# (it may save a checkpoint: the lab's largest model is 10.8 M parameters, 43 MB). In memory, freed
+# when the worker's namespaces end. Without namespaces the grading process measures the folder
+# instead (sandbox.Worker._police) against the same figure.
+DISK_QUOTA_MB = 256
 
 
 @functools.lru_cache(maxsize=1)
@@ -78,7 +84,7 @@ def confine(hide: list[str], writable: str) -> list[str]:
     libc = _libc()
     try:
         _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)
-        _mount(libc, writable, writable, None, _MS_BIND | _MS_REC)
+        _mount(libc, "tmpfs", writable, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={DISK_QUOTA_MB}m,mode=0700")
     except OSError as exc:
         return [f"could not set up private mounts ({exc}): files readable by the grader are readable here"]
     failed = []

@@ -1,23 +1,37 @@
 """Read a submission (a notebook, a .py module, or a folder holding one) into the code to execute.
 
-Only reads and parses: nothing here runs the submission. Notebook rules:
+Only reads and parses, with bounds: nothing here runs the submission, and nothing here runs
+code on its text whose cost it cannot bound. Notebook rules:
 - cells tagged ``slow`` (training runs, experiments, downloads) are skipped;
 - nbgrader test cells (the check cells) are skipped: the grader runs its own checks;
 - IPython syntax (``%magic``, ``!shell``) is rewritten by IPython's own transformer into calls on a
-  ``get_ipython()`` that the executor replaces with a shell that does nothing;
+  ``get_ipython()`` that the executor replaces with a shell that does nothing. That transformer's
+  cost is unbounded on hostile input (it re-tokenises the whole cell once per magic: 300 magics
+  over 3,000 lines take 25 s), so for a submission it runs in the worker, under the cell's time
+  limit (``Cell.ipython``; ``to_python`` is the transform); only trusted code is transformed here;
 - cell magics other than ``%%time`` / ``%%capture`` skip their cell.
+
+``locate_submission`` is the one place that decides which file is graded (``pytest autograder``,
+``instructor.grade_class``, Gradescope, nbgrader): it refuses symbolic links and special files
+(FIFOs, devices, sockets), so a submission can never point the grader at the reference or at a
+file that never ends. ``read_bytes_safely`` reads the chosen file without following a link.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 SKIP_TAGS = {"slow", "skip-grading"}
-MAX_BYTES = 200 * 1024 * 1024
+MAX_BYTES = 100 * 1024 * 1024  # a real notebook with outputs is a few MB; 100 MB leaves room for image outputs
+# JSON values a notebook may hold: the lab's notebook has ~3,000; a parsed value costs ~100 bytes in
+# this process, so 2 million keeps the parse under ~200 MB whatever the submission.
+MAX_JSON_VALUES = 2_000_000
 _PERCENT_CELL = re.compile(r"^# %%.*$", re.MULTILINE)
 
 
@@ -29,6 +43,7 @@ class SubmissionError(Exception):
 class Cell:
     number: int  # 1-based position in the notebook, markdown cells included (what a student counts)
     source: str
+    ipython: bool = False  # source still holds IPython syntax: run ``to_python`` on it where it executes
 
     @property
     def label(self) -> str:
@@ -42,7 +57,9 @@ class Program:
     skipped: list[str] = field(default_factory=list)  # human-readable notes on what was not run
 
 
-def _transform(source: str) -> str:
+def to_python(source: str) -> str:
+    """IPython syntax to plain Python. Unbounded in time on hostile input: for a submission, call
+    it only in the worker (under the cell's time limit)."""
     try:
         from IPython.core.inputtransformer2 import TransformerManager
     except ImportError:  # IPython comes with ipykernel; a bare grading image may lack it
@@ -56,36 +73,72 @@ def _transform(source: str) -> str:
     return TransformerManager().transform_cell(source)
 
 
+def python_source(cell: Cell) -> str:
+    """The cell as plain Python, transformed in this process: for trusted code only."""
+    return to_python(cell.source) if cell.ipython else cell.source
+
+
+def _dict(value) -> dict:
+    """A metadata field as a dict: a list, a string or null in its place reads as empty."""
+    return value if isinstance(value, dict) else {}
+
+
 def _is_test_cell(cell: dict) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
+    meta = _dict(_dict(cell.get("metadata")).get("nbgrader"))
     return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def _tags(cell: dict) -> set[str]:
+    tags = _dict(cell.get("metadata")).get("tags")
+    return {t for t in tags if isinstance(t, str)} if isinstance(tags, list) else set()
 
 
 def _code_of(number: int, source: str, skipped: list[str]) -> Cell | None:
     stripped = source.lstrip()
     if stripped.startswith("%%"):
         first, _, rest = stripped.partition("\n")
-        if first.split()[0] in ("%%time", "%%capture"):
+        magic = (first.split() or ["%%"])[0][:40]
+        if magic in ("%%time", "%%capture"):
             source = rest
         else:
-            skipped.append(f"cell {number}: cell magic {first.split()[0]} is not run by the grader")
+            skipped.append(f"cell {number}: cell magic {magic} is not run by the grader")
             return None
-    return Cell(number, _transform(source))
+    return Cell(number, source, ipython=True)
+
+
+def parse_json_bounded(path: Path, text: str):
+    """``json.loads`` with bounds on what the parse can cost: the number of values (counted on the
+    text before parsing) and the nesting depth (the C parser raises RecursionError)."""
+    values = text.count(",") + text.count("[") + text.count("{")  # an upper bound on the values
+    if values > MAX_JSON_VALUES:
+        raise SubmissionError(f"{path.name} holds over {MAX_JSON_VALUES:,} JSON values: not a notebook the grader reads")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise SubmissionError(f"{path.name} is nested too deeply to be a notebook") from None
+    except ValueError as exc:
+        raise SubmissionError(f"{path.name} is not a notebook: it is not valid JSON ({str(exc)[:200]})") from None
+
+
+def _v3_cells(raw: dict) -> list:
+    """The code cells of an nbformat 3 notebook, read by hand (its worksheets' cells, ``input`` as the
+    source), so that a malformed v3 file is not handed to nbformat's converter and validator."""
+    cells = []
+    for sheet in raw.get("worksheets") or []:
+        for cell in _dict(sheet).get("cells") or [] if isinstance(_dict(sheet).get("cells"), list) else []:
+            cell = _dict(cell)
+            cells.append({"cell_type": cell.get("cell_type"), "source": cell.get("input", ""),
+                          "metadata": cell.get("metadata")})
+    return cells
 
 
 def read_notebook_cells(path: Path, text: str) -> Program:
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise SubmissionError(f"{path.name} is not a notebook: it is not valid JSON ({exc})") from None
+    raw = parse_json_bounded(path, text)
     if not isinstance(raw, dict) or not isinstance(raw.get("cells", raw.get("worksheets")), list):
         raise SubmissionError(f"{path.name} is JSON but not a Jupyter notebook (it has no list of cells)")
-    if "worksheets" in raw:  # nbformat 3
-        import nbformat
-
-        raw = nbformat.convert(nbformat.from_dict(raw), 4)
+    raw_cells = raw["cells"] if isinstance(raw.get("cells"), list) else _v3_cells(raw)
     cells, skipped = [], []
-    for number, cell in enumerate(raw["cells"], start=1):
+    for number, cell in enumerate(raw_cells, start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
@@ -94,7 +147,7 @@ def read_notebook_cells(path: Path, text: str) -> Program:
         if not isinstance(source, str):
             skipped.append(f"cell {number}: its source is not text")
             continue
-        tags = set((cell.get("metadata") or {}).get("tags") or [])
+        tags = _tags(cell)
         if tags & SKIP_TAGS:
             skipped.append(f"cell {number}: tagged {sorted(tags & SKIP_TAGS)[0]}")
             continue
@@ -160,10 +213,11 @@ def definitions_only(program: Program) -> Program:
     rely on anything its cells computed."""
     cells = []
     for cell in program.cells:
+        source = python_source(cell)
         try:
-            tree = ast.parse(cell.source)
+            tree = ast.parse(source)
         except SyntaxError:
-            cells.append(cell)
+            cells.append(Cell(cell.number, source))
             continue
         kept = [node for node in tree.body if _is_definition(node)]
         if kept:
@@ -171,18 +225,71 @@ def definitions_only(program: Program) -> Program:
     return Program(program.path, cells, program.skipped)
 
 
-def find_submission(path: Path) -> Path:
-    if not path.exists():
-        raise SubmissionError(f"no submission at {path}: the path does not exist")
-    if path.is_dir():
-        notebooks = sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+class Refused(SubmissionError):
+    """The submission holds a symbolic link or a special file where the grader looks for it."""
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device file"
+    return "not a regular file"
+
+
+def candidates(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The .ipynb and .py files under ``folder`` that are regular files with one name (links never
+    followed, hidden and checkpoint folders left out), and the refused ones: links, hard links and
+    special files with those names anywhere in it."""
+    files, refused = [], []
+    for top, dirs, names in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("__pycache__", "__MACOSX"))
+        for name in [*sorted(names), *[d for d in dirs if os.path.islink(os.path.join(top, d))]]:
+            if name.startswith(".") or not name.endswith((".ipynb", ".py")):
+                continue  # only what could be graded matters; a linked folder is never entered
+            p = Path(top) / name
+            try:
+                mode = os.lstat(p).st_mode
+            except OSError:
+                continue
+            if stat.S_ISREG(mode) and os.lstat(p).st_nlink == 1:
+                files.append(p)
+            elif stat.S_ISREG(mode):
+                refused.append((p, "a hard link to another file"))
+            else:
+                refused.append((p, _kind(mode)))
+    return files, refused
+
+
+def locate_submission(path: str | os.PathLike) -> Path:
+    """The one file to grade at ``path`` (a .ipynb, a .py, or a folder holding one notebook), or
+    ``SubmissionError`` saying why none. Shared by every way of grading; a symbolic link or a
+    special file (FIFO, device, socket) anywhere it looks is refused, never followed."""
+    path = Path(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        raise SubmissionError(f"no submission at {path}: the path does not exist") from None
+    except OSError as exc:
+        raise SubmissionError(f"the submission at {path} cannot be read ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        files, refused = candidates(path)
+        if refused:
+            where, kind = refused[0]
+            raise Refused(f"the submission holds {kind} ({where.relative_to(path)}): links and special files "
+                          "are refused; submit the notebook itself")
+        notebooks = [p for p in files if p.suffix == ".ipynb"]
         if len(notebooks) == 1:
             return notebooks[0]
         named = [p for p in notebooks if p.name == "gpt_lab.ipynb"]
         if len(named) == 1:
             return named[0]
         if not notebooks:
-            modules = sorted(path.glob("*.py"))
+            modules = [p for p in files if p.suffix == ".py" and p.parent == path]
             if len(modules) == 1:
                 return modules[0]
             raise SubmissionError(f"the folder {path} holds no notebook (.ipynb)")
@@ -190,15 +297,51 @@ def find_submission(path: Path) -> Path:
             f"the folder {path} holds {len(notebooks)} notebooks and none is named gpt_lab.ipynb: "
             "submit one notebook"
         )
+    if not stat.S_ISREG(mode):
+        raise Refused(f"the submission {path.name} is {_kind(mode)}: links and special files are refused; "
+                      "submit the notebook itself")
+    if os.lstat(path).st_nlink > 1:  # a hard link may be another name of the reference itself
+        raise Refused(f"the submission {path.name} is a hard link to another file: links are refused; "
+                      "submit a copy of the notebook")
     return path
 
 
-def read_submission(path: str | Path) -> Program:
-    path = find_submission(Path(path))
-    size = path.stat().st_size
-    if size > MAX_BYTES:
-        raise SubmissionError(f"{path.name} is {size / 2**20:.0f} MiB, over the {MAX_BYTES // 2**20} MiB limit")
-    data = path.read_bytes()
+find_submission = locate_submission  # the name older callers use
+
+
+def read_bytes_safely(path: Path, limit: int = MAX_BYTES) -> bytes:
+    """The file's bytes, opened without following a link and without blocking on a FIFO, checked
+    to be a regular file on the open descriptor, at most ``limit`` bytes."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise SubmissionError(f"{path.name} cannot be opened ({exc.strerror}): links and special files are refused") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Refused(f"{path.name} is {_kind(info.st_mode)}: links and special files are refused")
+        if info.st_size > limit:
+            raise SubmissionError(f"{path.name} is {info.st_size / 2**20:.0f} MiB, over the {limit // 2**20} MiB limit")
+        chunks, got = [], 0
+        while got <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        if got > limit:
+            raise SubmissionError(f"{path.name} is over the {limit // 2**20} MiB limit")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_submission(path: str | Path, trusted: bool = False) -> Program:
+    """The program at ``path``. ``trusted`` (the reference, the instructor's own files): links are
+    followed as usual; otherwise the shared locator's rules apply."""
+    path = Path(os.path.realpath(path)) if trusted else locate_submission(Path(path))
+    data = read_bytes_safely(path)
     if b"\x00" in data[:8192]:
         raise SubmissionError(f"{path.name} is a binary file, not a notebook or a Python module")
     if path.suffix == ".py":  # decoded as Python decodes source (BOM, coding line, line ends)
@@ -207,6 +350,7 @@ def read_submission(path: str | Path) -> Program:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise SubmissionError(f"{path.name} is not UTF-8 text, so not a notebook or a Python module") from None
+    del data  # the bytes: up to MAX_BYTES that the parse below need not keep company
     if path.suffix == ".py":
         return read_module_cells(path, text)
     if path.suffix == ".ipynb" or text.lstrip().startswith("{"):

@@ -22,6 +22,7 @@ import json
 import math
 import numbers
 import struct
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,11 @@ _DTYPES: dict[str, torch.dtype] = {
 _NAMES = {v: k for k, v in _DTYPES.items()}
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a check never needs more; a bigger message is refused
+# What the grading process reads back from the worker: the largest answer a check of the reference
+# gets is 250 KB (benchmarks/grading_bounds.py prints it); 16 MB leaves 60x room, and bounds the
+# grading process's memory for one answer (the JSON text, its parse and the decoded tensors) to
+# ~100 MB.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 32
 
 
@@ -189,6 +195,8 @@ def loads(data: bytes) -> dict:
         message = json.loads(data.decode())
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"not a JSON message: {exc}") from None
+    except RecursionError:  # JSON nested deeper than the parser goes: never a message of ours
+        raise ProtocolError("a JSON message nested too deeply") from None
     if type(message) is not dict:
         raise ProtocolError("message is not an object")
     return message
@@ -198,14 +206,24 @@ def loads(data: bytes) -> dict:
 # framing over a socket: 8-byte length, then the JSON document
 
 
-def send(sock, message: dict) -> None:
+def send(sock, message: dict, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
     data = dumps(message)
+    if len(data) > max_bytes:
+        raise ProtocolError(f"message of {len(data)} bytes is larger than {max_bytes}")
     sock.sendall(struct.pack("!Q", len(data)) + data)
 
 
-def recv_exact(sock, n: int) -> bytes:
+def recv_exact(sock, n: int, deadline: float | None = None) -> bytes:
+    """``n`` bytes from ``sock``. With a ``deadline`` (``time.monotonic()``), every wait is bounded by
+    the time left until it, so a sender that trickles a byte at a time cannot stretch the read
+    past the deadline (``TimeoutError``)."""
     chunks, got = [], 0
     while got < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the other process did not finish its message in time")
+            sock.settimeout(left)
         chunk = sock.recv(min(n - got, 1 << 20))
         if not chunk:
             raise EOFError("the other process closed the connection")
@@ -214,8 +232,9 @@ def recv_exact(sock, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def recv(sock) -> dict:
-    (n,) = struct.unpack("!Q", recv_exact(sock, 8))
-    if n > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"message of {n} bytes refused")
-    return loads(recv_exact(sock, n))
+def recv(sock, deadline: float | None = None, max_bytes: int = MAX_MESSAGE_BYTES) -> dict:
+    """One message. ``max_bytes`` is checked on the announced length, before anything is read."""
+    (n,) = struct.unpack("!Q", recv_exact(sock, 8, deadline))
+    if n > max_bytes:
+        raise ProtocolError(f"message of {n} bytes refused (the limit is {max_bytes})")
+    return loads(recv_exact(sock, n, deadline))

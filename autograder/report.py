@@ -14,17 +14,25 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
-from .checking import PARTS
+
+
+def _parts() -> tuple[str, ...]:
+    # imported when needed: the checks' module imports torch, which the Gradescope wrapper's zero
+    # report must not wait for (seconds on a loaded machine)
+    from .checking import PARTS
+
+    return PARTS
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "hidden_manifest.json"
+UNITS = 10_000  # results.json shows points with 4 decimals; every share is a whole number of 1/10,000
 
 
 def load_rubric(path: Path | None = None) -> tuple[dict[str, Fraction], set[str]]:
     with open(path or HERE / "rubric.toml", "rb") as f:
         data = tomllib.load(f)
     points = {part: Fraction(str(value)) for part, value in data.get("points", {}).items()}
-    unknown = set(points) - set(PARTS)
+    unknown = set(points) - set(_parts())
     if unknown:
         raise ValueError(f"rubric names unknown parts: {sorted(unknown)}")
     return points, set(data.get("bonus", {}).get("parts", []))
@@ -56,9 +64,23 @@ class PartScore:
     def passed(self) -> int:
         return sum(o.status == "passed" for o in self.outcomes)
 
+    def shares(self) -> list[Fraction]:
+        """Each check's points (the checks that ran, in order, then the pending ones): the part's
+        points in units of 1/10,000 shared as equally as whole units allow, the remainder one unit
+        each to the first checks. So every share is exact at the 4 decimals results.json shows and
+        the shares add up to the part's points exactly (0.25 over 3 checks: 0.0834 + 0.0833 + 0.0833)."""
+        if not self.total:
+            return []
+        units = round(self.points * UNITS)  # rubric points have at most 4 decimals
+        base, extra = divmod(units, self.total)
+        return [Fraction(base + (i < extra), UNITS) for i in range(self.total)]
+
     @property
     def score(self) -> Fraction:
-        return self.points * self.passed / self.total if self.total else Fraction(0)
+        return sum((share for share, o in zip(self.shares(), self.outcomes) if o.status == "passed"), Fraction(0))
+
+    def pending_points(self) -> Fraction:
+        return sum(self.shares()[len(self.outcomes):], Fraction(0))
 
     def check_points(self) -> Fraction:
         return self.points / self.total if self.total else Fraction(0)
@@ -73,7 +95,7 @@ class PartScore:
 
 def score_parts(outcomes: list[Outcome], rubric: dict[str, Fraction], bonus: set[str], hidden_present: bool):
     manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
-    parts = {p: PartScore(p, rubric.get(p, Fraction(0)), p in bonus) for p in PARTS if p in rubric}
+    parts = {p: PartScore(p, rubric.get(p, Fraction(0)), p in bonus) for p in _parts() if p in rubric}
     for o in outcomes:
         if o.part in parts:
             parts[o.part].outcomes.append(o)
@@ -110,28 +132,57 @@ def table(parts: list[PartScore]) -> str:
     return "\n".join(lines)
 
 
-def gradescope_json(parts: list[PartScore], extra_output: str = "") -> dict:
+def _num(x: Fraction) -> float | int:
+    """A multiple of 1/10,000 as the shortest JSON number that reads back as exactly it."""
+    value = round(float(x), 4)
+    return int(value) if value == int(value) else value
+
+
+def gradescope_json(parts: list[PartScore], extra_output: str = "", not_run: str = "") -> dict:
+    """results.json. A part none of whose checks ran (and none pending) still has a line: 0 of its
+    points, with ``not_run`` (the cause) as its message, so every point of the rubric is accounted for."""
     tests = []
     for p in parts:
-        each = p.check_points()
-        for o in p.outcomes:
+        shares = p.shares()
+        for share, o in zip(shares, p.outcomes):
             tests.append({
                 "name": f"{p.part}: {o.name}",
-                "score": round(float(each if o.status == "passed" else 0), 4),
-                "max_score": round(float(each), 4),
+                "score": _num(share if o.status == "passed" else Fraction(0)),
+                "max_score": _num(share),
                 "status": "passed" if o.status == "passed" else "failed",
                 "output": o.message,
                 "tags": [p.part],
                 "visibility": "after_published" if o.hidden else "visible",
             })
+        if not p.total and p.points:
+            tests.append({
+                "name": f"{p.part}: not run", "score": 0, "max_score": _num(p.points), "status": "failed",
+                "output": not_run or "no check of this part ran", "tags": [p.part], "visibility": "visible",
+            })
     score = sum((p.score for p in parts), Fraction(0))
     return {
-        "score": round(float(score), 4),
+        "score": _num(score),
         "output": extra_output,
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
     }
+
+
+def zero_report(cause: str, rubric: dict[str, Fraction] | None = None, bonus: set[str] | None = None) -> dict:
+    """The results.json of a run that could not grade at all: every part 0 of its points, each with
+    ``cause`` as its message. The one place that writes such a report (pytest autograder's
+    configuration or collection failing, the Gradescope wrapper when the grader itself fails)."""
+    try:
+        if rubric is None:  # read as it stands, in its own order (no check of the part names: no torch)
+            with open(HERE / "rubric.toml", "rb") as f:
+                data = tomllib.load(f)
+            rubric = {part: Fraction(str(value)) for part, value in data.get("points", {}).items()}
+            bonus = set(data.get("bonus", {}).get("parts", []))
+    except Exception:  # noqa: BLE001 - the rubric itself may be what failed
+        rubric, bonus = {}, set()
+    parts = [PartScore(p, rubric[p], p in (bonus or set())) for p in rubric]
+    return gradescope_json(parts, f"Not graded: {cause}", not_run=f"not run: {cause}")
 
 
 def write_json(path: str | os.PathLike, data: dict) -> None:

@@ -135,10 +135,14 @@ class Runtime:
 
     # -- operations ----------------------------------------------------------------------------
 
-    def op_exec_cell(self, number, source, is_module=False):
+    def op_exec_cell(self, number, source, is_module=False, ipython=False):
         if self.guard is not None and self.module is not None and not self._registered:
             executor.register(self.module, bool(is_module))  # the worker: its own sys.modules
             self._registered = True
+        if ipython:  # IPython syntax is rewritten here, in the worker, under the cell's time limit
+            from .loader import to_python
+
+            source = to_python(source)
         return executor.run_cell(self.ns, number, source, is_module).as_dict()
 
     def op_names(self):

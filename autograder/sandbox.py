@@ -8,7 +8,11 @@ What the worker gets (see README, "What the grader enforces"):
   (``RLIMIT_NPROC`` for an ordinary user; for root, which the kernel exempts, the grader counts the
   worker's process group while it waits and kills the group past ``max_processes``);
 - a time limit on every request (soft: a signal in the worker; hard: the grader kills the process
-  group and every descendant a few seconds later).
+  group and every descendant a few seconds later), and never past the submission's own deadline;
+- a disk quota: a tmpfs of ``isolation.DISK_QUOTA_MB`` as its folder where namespaces exist; without
+  them the grader measures the folder while it waits and kills the worker past the same figure;
+- a cap on the size of each answer it sends back (``protocol.MAX_ANSWER_BYTES``), checked before
+  the answer is read.
 """
 
 from __future__ import annotations
@@ -30,14 +34,17 @@ from . import isolation, protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 GRACE_S = 3.0  # time the soft limit gets to interrupt the student's code before the kill
+POLICE_EVERY_S = 0.25  # process count and disk use checked this often while a request runs
+DISK_QUOTA_BYTES = isolation.DISK_QUOTA_MB << 20
 
 
 class WorkerDied(Exception):
     """The worker process ended or stopped answering."""
 
-    def __init__(self, message: str, timed_out: bool = False):
+    def __init__(self, message: str, timed_out: bool = False, budget: bool = False):
         super().__init__(message)
         self.timed_out = timed_out
+        self.budget = budget  # the submission's whole time budget ran out (not this request's limit)
 
 
 # top-level folders the interpreter and its libraries need, never covered
@@ -107,6 +114,9 @@ class Worker:
         os.setsid()
         mem = self.memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        # the grading process capped its own data segment (conftest.limit_own_memory): not the worker's
+        _, data_hard = resource.getrlimit(resource.RLIMIT_DATA)
+        resource.setrlimit(resource.RLIMIT_DATA, (data_hard, data_hard))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
         # No RLIMIT_NPROC: it counts every thread of the user's (a student's browser included) and
@@ -210,6 +220,9 @@ class Worker:
         if self.proc is not None and _process_count(self.proc.pid, self._namespace()) > self.max_processes:
             self.kill()
             raise WorkerDied(f"started more than {self.max_processes} processes (a fork bomb?) and was stopped")
+        if self.proc is not None and self.disk_used() > DISK_QUOTA_BYTES:
+            self.kill()
+            raise WorkerDied(f"wrote more than {DISK_QUOTA_BYTES >> 20} MB to disk and was stopped")
 
     def _namespace(self) -> str | None:
         """The worker's PID namespace (the namespace of unshare's child), once it exists."""
@@ -225,23 +238,37 @@ class Worker:
 
     # -- requests ------------------------------------------------------------------------------
 
-    def request(self, message: dict, timeout: float) -> dict:
+    def request(self, message: dict, timeout: float, deadline: float | None = None) -> dict:
+        """Send one request and wait for its answer, at most ``timeout`` (+ the grace period) and never
+        past ``deadline`` (``time.monotonic()``: the submission's whole budget). Every read is
+        bounded by what is left (a worker that trickles its answer a byte at a time is stopped at
+        the limit), and an answer over ``protocol.MAX_ANSWER_BYTES`` is refused unread."""
+        if deadline is not None and deadline - time.monotonic() <= 0:
+            raise WorkerDied("not run: the submission's time budget was spent", timed_out=True, budget=True)
         if not self.alive or self.sock is None:
             self.kill()
             self.start()
-        message = {**message, "timeout": timeout}
-        deadline = time.monotonic() + timeout + GRACE_S
+        end = time.monotonic() + timeout + GRACE_S
+        budget = deadline is not None and deadline < end
+        if budget:
+            end = deadline
+        message = {**message, "timeout": max(0.1, min(timeout, end - time.monotonic()))}
         try:
-            self.sock.settimeout(max(0.1, deadline - time.monotonic()))
+            self.sock.settimeout(max(0.1, end - time.monotonic()))
             protocol.send(self.sock, message)
+            next_check = 0.0
             while not select.select([self.sock], [], [], 0.05)[0]:
-                if time.monotonic() > deadline:
+                now = time.monotonic()
+                if now > end:
                     raise TimeoutError
-                self._police()
-            self.sock.settimeout(max(0.1, deadline - time.monotonic()))
-            answer = protocol.recv(self.sock)
+                if now >= next_check:  # the process table and the folder: a few ms, once in a while
+                    self._police()
+                    next_check = now + POLICE_EVERY_S
+            answer = protocol.recv(self.sock, deadline=end, max_bytes=protocol.MAX_ANSWER_BYTES)
         except (socket.timeout, TimeoutError):
             self.kill()
+            if budget:
+                raise WorkerDied("was stopped: the submission's time budget was spent", timed_out=True, budget=True)
             raise WorkerDied(f"did not finish within {timeout:g} s (the process was stopped)", timed_out=True)
         except (EOFError, OSError) as exc:
             code = self.proc.wait(timeout=5) if self.proc else None
@@ -249,8 +276,32 @@ class Worker:
             raise WorkerDied(_describe_exit(code, exc)) from None
         except protocol.ProtocolError as exc:
             self.kill()
-            raise WorkerDied(f"sent back a malformed answer ({exc})") from None
+            raise WorkerDied(f"sent back a malformed or oversized answer ({exc})") from None
         return answer
+
+    def disk_used(self, limit_entries: int = 100_000) -> int:
+        """Bytes under the worker's folder (on the host: what a worker without namespaces wrote).
+        Past ``limit_entries`` files the count stops and reports the quota as exceeded."""
+        if self.workdir is None:
+            return 0
+        total, seen, stack = 0, 0, [str(self.workdir)]
+        while stack:
+            try:
+                entries = list(os.scandir(stack.pop()))
+            except OSError:
+                continue
+            for entry in entries:
+                seen += 1
+                if seen > limit_entries:
+                    return DISK_QUOTA_BYTES + 1
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                total += info.st_blocks * 512
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+        return total
 
 
 def _process_count(pgid: int, pid_ns: str | None) -> int:

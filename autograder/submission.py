@@ -15,7 +15,7 @@ import torch
 
 from . import protocol
 from .executor import CellOutcome, run_cell
-from .loader import Program
+from .loader import Program, python_source
 from .runtime import Runtime
 from .sandbox import Worker, WorkerDied
 
@@ -202,7 +202,8 @@ class LocalSubmission(Submission):
         sub = cls(device=device)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             for cell in program.cells:
-                sub.load_report.append(run_cell(sub.runtime.ns, cell.number, cell.source, program.path.suffix == ".py"))
+                sub.load_report.append(run_cell(sub.runtime.ns, cell.number, python_source(cell),
+                                                program.path.suffix == ".py"))
         return sub
 
     def _request(self, message: dict, timeout: float, key: str | None = None) -> dict:
@@ -224,8 +225,12 @@ class RemoteSubmission(Submission):
     label = "remote"
 
     def __init__(self, program: Program, device: str = "cpu", memory_mb: int = 6144,
-                 hide: list[str] | None = None):
+                 hide: list[str] | None = None, budget_s: float | None = None):
         self.program = program
+        # one wall-clock budget for the whole submission (load, restarts, every check), kept here in
+        # the grading process: no request runs past it, whatever the per-request limits say
+        self.deadline = None if budget_s is None else time.monotonic() + budget_s
+        self.deaths: list[tuple[str, str]] = []  # worker deaths, in order: (what was running, why)
         self.worker = Worker(device=device, memory_mb=memory_mb, hide=hide)
         self.report = LoadReport(notes=list(program.skipped))
         self.bad_cells: dict[int, CellOutcome] = {}  # cells that killed or hung the worker
@@ -238,11 +243,11 @@ class RemoteSubmission(Submission):
             self.worker.start()
 
     def _exec(self, cell, timeout: float) -> CellOutcome:
-        answer = self.worker.request(
-            {"op": "exec_cell", "number": cell.number, "source": cell.source,
-             "is_module": self.program.path.suffix == ".py"},
-            timeout,
-        )
+        message = {"op": "exec_cell", "number": cell.number, "source": cell.source,
+                   "is_module": self.program.path.suffix == ".py"}
+        if cell.ipython:
+            message["ipython"] = True  # the worker rewrites IPython syntax, under this cell's limit
+        answer = self.worker.request(message, timeout, self.deadline)
         if answer.get("ok"):
             d = protocol.from_jsonable(answer.get("value"))
             if isinstance(d, dict):
@@ -255,7 +260,7 @@ class RemoteSubmission(Submission):
 
     def _isolation_notes(self) -> None:
         try:
-            answer = self.worker.request({"op": "ping"}, CELL_TIMEOUT_S)
+            answer = self.worker.request({"op": "ping"}, CELL_TIMEOUT_S, self.deadline)
             notes = protocol.from_jsonable(answer.get("value")).get("isolation", [])
         except (WorkerDied, protocol.ProtocolError, AttributeError) as exc:
             notes = [f"the worker did not start ({exc})"]
@@ -279,13 +284,20 @@ class RemoteSubmission(Submission):
             for cell in self.program.cells:
                 if cell.number in self.bad_cells:
                     continue
-                if time.monotonic() - start > LOAD_BUDGET_S:
+                if time.monotonic() - start > LOAD_BUDGET_S or self.budget_spent():
                     outcomes[cell.number] = CellOutcome(cell.number, False, "Timeout", "not run: the load time budget was spent")
                     continue
                 hung = self.bad_cells or any(o.error_type == "Timeout" for o in outcomes.values())
                 try:
                     outcomes[cell.number] = self._exec(cell, CELL_TIMEOUT_AFTER_HANG_S if hung else CELL_TIMEOUT_S)
-                except (WorkerDied, protocol.ProtocolError) as exc:
+                except WorkerDied as exc:
+                    if exc.budget:
+                        outcomes[cell.number] = CellOutcome(cell.number, False, "Timeout", str(exc))
+                        continue
+                    self.bad_cells[cell.number] = CellOutcome(cell.number, False, "ProcessStopped", str(exc))
+                    died = True
+                    break
+                except protocol.ProtocolError as exc:
                     self.bad_cells[cell.number] = CellOutcome(cell.number, False, "ProcessStopped", str(exc))
                     died = True
                     break
@@ -296,24 +308,45 @@ class RemoteSubmission(Submission):
         self.report.seconds += time.monotonic() - start
         return self.report
 
+    def budget_spent(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def _once(self, message: dict, timeout: float) -> dict:
+        if not self.worker.alive or not self.loaded:
+            self.load()
+        try:
+            return self.worker.request(message, timeout, self.deadline)
+        except WorkerDied as exc:
+            kind = "Timeout" if exc.timed_out else "ProcessDied"
+            return {"ok": False, "error": {"type": kind, "message": str(exc)}, "budget": exc.budget}
+
     def _request(self, message: dict, timeout: float, key: str | None = None) -> dict:
         if key is not None and key in self.hung:
             # code that hung or killed the worker once would only spend the time budget again
             kind, why = self.hung[key]
             return {"ok": False, "error": {"type": kind, "message": f"was not run again: {key} {why}"}}
-        if not self.worker.alive or not self.loaded:
-            self.load()
-        try:
-            answer = self.worker.request(message, timeout)
-        except WorkerDied as exc:
-            kind = "Timeout" if exc.timed_out else "ProcessDied"
-            answer = {"ok": False, "error": {"type": kind, "message": str(exc)}}
+        if self.budget_spent():
+            return {"ok": False, "error": {"type": "Timeout", "message": "not run: the submission's time budget was spent"}}
+        answer = self._once(message, timeout)
+        budget = answer.pop("budget", False)
         err = answer.get("error") if isinstance(answer, dict) else None
-        if key is not None and isinstance(err, dict) and err.get("type") == "Timeout":
+        if isinstance(err, dict) and err.get("type") == "ProcessDied":
+            self.deaths.append((key or str(message.get("op")), str(err.get("message"))))
+            self.loaded = False  # what follows runs in a fresh worker
+        if key is not None and isinstance(err, dict) and err.get("type") == "Timeout" and not budget:
             self.hung[key] = ("Timeout", f"ran past its time limit in an earlier check ({err.get('message')})")
         elif key is not None and isinstance(err, dict) and err.get("type") == "ProcessDied":
             self.hung[key] = ("ProcessDied", f"ended the submission's process in an earlier check ({err.get('message')})")
         return answer
+
+    def forget_deaths(self, since: int) -> None:
+        """Undo the records of the deaths after the first ``since``: a check is about to be rerun in a
+        fresh worker to learn whether its own code kills the worker (see conftest.pytest_pyfunc_call)."""
+        for key, _ in self.deaths[since:]:
+            if self.hung.get(key, ("",))[0] == "ProcessDied":
+                del self.hung[key]
+        del self.deaths[since:]
+        self.loaded = False
 
     def close(self) -> None:
         self.worker.close()

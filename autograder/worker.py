@@ -12,7 +12,8 @@ import sys
 
 
 def main(fd: int, device: str, confine: tuple | None = None) -> None:
-    notes = ["no namespaces here: the submission can read what the grading user can read"]
+    notes = ["no namespaces here: the submission can read what the grading user can read; "
+             "its disk use is measured from outside"]
     if confine is not None:
         from .isolation import confine as _confine
 
@@ -31,7 +32,7 @@ def main(fd: int, device: str, confine: tuple | None = None) -> None:
             os._exit(0)
         answer = runtime.dispatch(request, timeout=request.get("timeout"))
         try:
-            protocol.send(sock, answer)
+            protocol.send(sock, answer, max_bytes=protocol.MAX_ANSWER_BYTES)
         except protocol.ProtocolError as exc:
             protocol.send(sock, {"ok": False, "error": {"type": "OutputTooLarge", "message": str(exc)}})
         except (OSError, ValueError, TypeError) as exc:

@@ -9,6 +9,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -132,3 +133,51 @@ def test_find_submission_prefers_gpt_lab(tmp_path):
     (tmp_path / "gpt_lab.ipynb").write_text("{}")
     chosen, note = gradescope.find_submission(tmp_path)
     assert chosen.name == "gpt_lab.ipynb" and "several notebooks" in note
+
+
+def test_list_metadata_is_graded(tmp_path, zip_path):
+    """Notebook and cell metadata that are lists (invalid for nbformat): graded, not 'autograder failed'."""
+    data = json.loads((REPO / "solutions" / "gpt_lab.ipynb").read_text())
+    data["metadata"] = ["a", "list"]
+    for c in data["cells"]:
+        if c["cell_type"] == "markdown":
+            c["metadata"] = []
+    src = tmp_path / "gpt_lab.ipynb"
+    src.write_text(json.dumps(data))
+    root = layout(tmp_path, zip_path, src)
+    result = run_autograder(root)
+    assert "autograder failed" not in result["output"].lower()
+    assert [t["name"] for t in result["tests"] if t["status"] != "passed"] == []
+
+
+def test_link_to_the_reference_is_refused(tmp_path, zip_path):
+    root = layout(tmp_path, zip_path, None)
+    os.symlink(root / "source" / "solutions" / "gpt_lab.ipynb", root / "submission" / "gpt_lab.ipynb")
+    data = run_autograder(root)
+    assert data["score"] == 0 and "link" in data["output"]
+
+
+def test_budget_half_the_platform_limit(tmp_path, zip_path):
+    """With a 200 s platform limit, a submission whose cells take 90 s (each under the cell limit) is
+    cut at its budget and the report is written within half the limit (100 s), saying what was not run."""
+    import nbformat
+
+    nb = nbformat.read(REPO / "solutions" / "gpt_lab.ipynb", as_version=4)
+    first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    for k in range(6):
+        nb.cells.insert(first + 1, nbformat.v4.new_code_cell(f"import time\ntime.sleep(15)  # slow {k}"))
+    src = tmp_path / "gpt_lab.ipynb"
+    nbformat.write(nb, src)
+    root = layout(tmp_path, zip_path, src)
+    env = {**os.environ, "GPTLAB_GRADESCOPE_ROOT": str(root), "GPTLAB_PYTHON": sys.executable,
+           "GPTLAB_GRADESCOPE_LIMIT_S": "200"}
+    start = time.monotonic()
+    proc = subprocess.run(["bash", str(root / "source" / "run_autograder")], cwd=root, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    elapsed = time.monotonic() - start
+    data = json.loads((root / "results" / "results.json").read_text())
+    validate(data)
+    assert proc.returncode == 0
+    assert elapsed < 100, (elapsed, data.get("execution_time"), proc.stdout[-3000:])  # half the limit, report included
+    assert data["score"] < 6.5 and any("budget" in t["output"] for t in data["tests"]), data["output"][-2000:]
+    assert gradescope.GRADE_TIMEOUT_S <= gradescope.PLATFORM_LIMIT_S / 2

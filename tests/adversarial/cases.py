@@ -10,7 +10,15 @@ whole ``pytest autograder`` run. Expected scores are written per part as
   ``part: `` prefix; a name matches all its parametrisations), so the score is
   points * len(passing) / len(checks), counted on the reference's own list of checks.
 
-Parts not named in ``expect`` are FULL. ``base = ZERO`` makes every unnamed part ZERO.
+Parts not named in ``expect`` are FULL. ``base = ZERO`` makes every unnamed part ZERO. Two more specs,
+for the cases of issue 13 on worker deaths whose exact cost depends on timing: ``BELOW`` (strictly less
+than full) and ``ANY`` (not compared: the case is about the other parts).
+
+The cases of issue 13 (at the end) cover: a report whatever the notebook's JSON (invalid for nbformat,
+list metadata, 100,000-deep nesting, millions of values), IPython transforms in the worker, one time
+budget per submission and deadline-bounded reads, the cap on answers, the disk quota, the shared
+locator (links, hard links, FIFOs refused), deaths charged to the code that causes them, exact points.
+Cases with a budget of ``SLOW_BUDGET_S`` or more carry the ``slow_bank`` marker.
 
 Decisions on the "lying return value" bullet (what the contract accepts):
 - non-contiguous, transposed-back or aliased tensors with the right values: accepted (full marks);
@@ -60,6 +68,7 @@ class Case:
     context: Callable[[Path], dict] | None = None  # folder -> values the edits / checks need
     source_of: Callable[[dict], tuple] | None = None  # context -> edits (for edits that need the context)
     after: Callable[["H.Run"], list[str]] | None = None  # extra checks on the run: problems found
+    args: tuple = ()  # extra options of pytest autograder (``--time-budget 15``)
 
     def build(self, folder: Path) -> tuple[Path, dict]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -496,16 +505,16 @@ def missing_path(folder: Path) -> Path:
     return folder / "submission" / "no_such_notebook.ipynb"
 
 
-def huge_notebook(folder: Path) -> Path:
+def huge_notebook(folder: Path, mb: int = 50) -> Path:
     import nbformat
 
     nb = H.reference_nb()
-    blob = "x" * (50 * 2**20)
+    blob = "x" * (mb * 2**20)
     nb.cells[H.cell_index(nb, "head_code")].outputs = [nbformat.v4.new_output("stream", name="stdout", text=blob)]
     p = folder / "submission" / "gpt_lab.ipynb"
     p.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, p)
-    assert p.stat().st_size > 50 * 10**6
+    assert p.stat().st_size > mb * 10**6
     return p
 
 
@@ -722,6 +731,447 @@ CASES: list[Case] = [
          expect={"head": ZERO, "train": ZERO, "quiz": ZERO, "estimate_loss": ZERO}),
     Case("huge_notebook_50mb", "malformed", "the reference with a 50 MB output blob", raw=huge_notebook, budget_s=90),
 ]
+
+BY_ID = {c.id: c for c in CASES}
+assert len(BY_ID) == len(CASES), "duplicate case ids"
+
+
+# -- issue 13: always a report; bounded time, memory and disk; one locator; deaths; exact points ---------
+
+ANY = "any"  # the part's score is not what the case is about (it depends on timing): not compared
+BELOW = "below"  # strictly less than the part's full points
+
+
+def nb_json() -> dict:
+    """The reference notebook as plain JSON data (outputs cleared)."""
+    import nbformat
+
+    return json.loads(nbformat.writes(H.reference_nb()))
+
+
+def json_notebook(change: Callable[[dict], object], name: str = "gpt_lab.ipynb"):
+    """A submission: the reference's JSON changed in place by ``change`` and written as is (no nbformat
+    validation on the way, so invalid notebooks stay invalid)."""
+    def write(folder: Path) -> Path:
+        data = nb_json()
+        data = change(data) or data
+        p = folder / "submission" / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(data))
+        return p
+    return write
+
+
+def _code_cells(data: dict) -> list[dict]:
+    return [c for c in data["cells"] if c.get("cell_type") == "code"]
+
+
+def _solution_cells(data: dict) -> list[dict]:
+    return [c for c in _code_cells(data) if str(((c.get("metadata") or {}).get("nbgrader") or {}).get("grade_id", "")).endswith("_code")]
+
+
+def invalid_for_nbformat(data: dict) -> None:
+    # fails nbformat.validate: no outputs / execution_count, unknown keys, a string execution_count
+    for c in _code_cells(data):
+        c.pop("outputs", None)
+        c["execution_count"] = "seven"
+        c["unknown_field"] = {"x": 1}
+    data["nbformat_minor"] = "five"
+    data["extra"] = [1, 2, 3]
+
+
+def metadata_is_list(data: dict) -> None:
+    data["metadata"] = ["not", "a", "dict"]
+
+
+def cell_metadata_is_list(data: dict) -> None:
+    for c in _solution_cells(data):
+        c["metadata"] = ["solution", True]
+
+
+def tags_not_strings(data: dict) -> None:
+    for c in _solution_cells(data):
+        c.setdefault("metadata", {})["tags"] = [1, None, {"x": 2}]
+    data["metadata"]["nbgrader"] = "not a dict"
+
+
+def nbgrader_meta_is_list(data: dict) -> None:
+    for c in _code_cells(data):
+        md = c.get("metadata")
+        if isinstance(md, dict) and isinstance(md.get("nbgrader"), dict) and md["nbgrader"].get("solution"):
+            md["nbgrader"] = [md["nbgrader"]]
+
+
+def source_as_lines(data: dict) -> None:
+    for c in data["cells"]:
+        if isinstance(c.get("source"), str):
+            c["source"] = c["source"].splitlines(True)
+
+
+def odd_sources(data: dict) -> None:
+    # non-code cells holding code, a code cell whose source is a number, one whose source is a list of junk
+    data["cells"].insert(0, {"cell_type": "code", "metadata": {}, "source": 12345, "outputs": []})
+    data["cells"].insert(0, {"cell_type": "code", "metadata": {}, "source": [None, 3, ["x"]], "outputs": []})
+    data["cells"].insert(0, {"cell_type": "raw", "metadata": {}, "source": "import os; os._exit(3)"})
+    data["cells"].insert(0, "not a cell")
+
+
+def as_nbformat3(data: dict) -> dict:
+    cells = []
+    for c in data["cells"]:
+        if c["cell_type"] == "code":
+            cells.append({"cell_type": "code", "input": c["source"], "language": "python", "outputs": [],
+                          "metadata": c.get("metadata", {}), "collapsed": False})
+        else:
+            cells.append({"cell_type": "markdown", "source": c["source"], "metadata": {}})
+    return {"metadata": {"name": ""}, "nbformat": 3, "nbformat_minor": 0, "worksheets": [{"cells": cells, "metadata": {}}]}
+
+
+def v3_malformed(data: dict) -> dict:
+    return {"nbformat": 3, "worksheets": ["junk", {"cells": "not a list"}, {"cells": [7, {"cell_type": "code"}]}]}
+
+
+def deep_file(depth: int, inside_notebook: bool):
+    def write(folder: Path) -> Path:
+        p = folder / "submission" / "gpt_lab.ipynb"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        nest = "[" * depth + "]" * depth
+        if inside_notebook:
+            data = nb_json()
+            data["metadata"]["deep"] = "PLACEHOLDER"
+            text = json.dumps(data).replace('"PLACEHOLDER"', nest)
+        else:
+            text = '{"cells": ' + nest + ', "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+        p.write_text(text)
+        return p
+    return write
+
+
+def many_json_values(folder: Path) -> Path:
+    """A notebook whose output holds 3 million JSON numbers (16 MB of text)."""
+    data = nb_json()
+    head = next(c for c in _solution_cells(data) if c["metadata"]["nbgrader"]["grade_id"] == HEAD)
+    text = json.dumps(data)
+    p = folder / "submission" / "gpt_lab.ipynb"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    blob = '{"output_type": "execute_result", "data": {"application/json": [' + ",".join(["0"] * 3_000_000) + \
+        ']}, "metadata": {}, "execution_count": 1}'
+    marker = json.dumps(head["source"])
+    text = text.replace(marker, marker + ', "x_outputs": [' + blob + "]", 1)
+    p.write_text(text)
+    return p
+
+
+def link_to(target_of: Callable[[Path], Path], name: str = "gpt_lab.ipynb", folder_level: bool = False):
+    """A submission that is a symbolic link (``folder_level``: a folder holding one) to ``target_of(folder)``."""
+    def write(folder: Path) -> Path:
+        sub = folder / "submission" / "sub"
+        sub.mkdir(parents=True, exist_ok=True)
+        os.symlink(target_of(folder), sub / name)
+        return sub if folder_level else sub / name
+    return write
+
+
+def reference_path(folder: Path) -> Path:
+    return H.REFERENCE
+
+
+def reference_copy(folder: Path) -> Path:
+    import shutil
+
+    (folder / "elsewhere").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(H.REFERENCE, folder / "elsewhere" / "gpt_lab.ipynb")
+    return folder / "elsewhere" / "gpt_lab.ipynb"
+
+
+def linked_folder(folder: Path) -> Path:
+    """A folder whose only content is a link to a folder holding the reference."""
+    target = reference_copy(folder).parent
+    sub = folder / "submission" / "sub"
+    sub.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, sub / "work")
+    return sub
+
+
+def hard_link(folder: Path) -> Path:
+    sub = folder / "submission" / "sub"
+    sub.mkdir(parents=True, exist_ok=True)
+    copy = reference_copy(folder)
+    os.link(copy, sub / "gpt_lab.ipynb")
+    return sub / "gpt_lab.ipynb"
+
+
+def fifo(folder_level: bool):
+    def write(folder: Path) -> Path:
+        sub = folder / "submission" / "sub"
+        sub.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(sub / "gpt_lab.ipynb")
+        return sub if folder_level else sub / "gpt_lab.ipynb"
+    return write
+
+
+def honest_next_to_link(folder: Path) -> Path:
+    """An honest notebook and, next to it, a link named like a notebook: the whole folder is refused."""
+    import nbformat
+
+    sub = folder / "submission" / "sub"
+    sub.mkdir(parents=True, exist_ok=True)
+    nbformat.write(H.reference_nb(), sub / "gpt_lab.ipynb")
+    os.symlink(H.REFERENCE, sub / "reference.ipynb")
+    return sub
+
+
+def exact_points(run: "H.Run") -> list[str]:
+    """Per-check max_score values add up to each part's points exactly (at 4 decimals)."""
+    from fractions import Fraction
+
+    if not run.data:
+        return []
+    with open(H.RUBRIC, "rb") as f:
+        import tomllib
+
+        rubric = {k: Fraction(str(v)) for k, v in tomllib.load(f)["points"].items()}
+    sums: dict[str, Fraction] = {}
+    for t in run.data["tests"]:
+        sums[t["tags"][0]] = sums.get(t["tags"][0], Fraction(0)) + Fraction(str(t["max_score"]))
+        if Fraction(str(t["max_score"])) * 10_000 != int(Fraction(str(t["max_score"])) * 10_000):
+            return [f"{t['name']}: max_score {t['max_score']} has more than 4 decimals"]
+    wrong = [f"{p}: {float(s)} != {float(rubric[p])}" for p, s in sums.items() if s != rubric.get(p)]
+    total = sum((Fraction(str(t["score"])) for t in run.data["tests"]), Fraction(0))
+    if Fraction(str(run.data["score"])) != total:
+        wrong.append(f"score {run.data['score']} != the sum of the tests' scores {float(total)}")
+    return [f"max_score values do not add up to the part's points: {wrong}"] if wrong else []
+
+
+def tmp_untouched(paths: list[str]):
+    def check(run: "H.Run") -> list[str]:
+        found = [p for p in paths if os.path.exists(p)]
+        for p in found:
+            try:
+                os.remove(p)
+            except OSError:
+                pass
+        return [f"the submission wrote {found}"] if found else []
+    return check
+
+
+FILL_DISK = d("""
+    import os
+    written = 0
+    try:
+        for i in range(60):                       # 60 files of 50 MB: 3 GB, under the per-file limit each
+            with open(f"fill{i}.bin", "wb") as f:
+                for _ in range(50):
+                    f.write(b"\\0" * 2**20)
+                    written += 2**20
+    except OSError as exc:
+        print("stopped after", written >> 20, "MB:", exc)
+""")
+
+MANY_FILES = d("""
+    import os
+    os.makedirs("many", exist_ok=True)
+    try:
+        for i in range(150_000):
+            open(f"many/{i}", "w").close()
+    except OSError as exc:
+        print("stopped:", exc)
+""")
+
+TRICKLE = d("""
+    import os, stat, struct, time, signal
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)  # no soft limit: only the grader's deadline stops this
+    for fd in sorted(int(f) for f in os.listdir("/proc/self/fd")):
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.write(fd, struct.pack("!Q", 100_000))
+                for _ in range(100_000):
+                    os.write(fd, b" ")
+                    time.sleep(1.0)
+        except OSError:
+            pass
+""")
+
+FORGED_HEADER = d("""
+    import os, stat, struct
+    for fd in sorted(int(f) for f in os.listdir("/proc/self/fd")):
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.write(fd, struct.pack("!Q", 200 * 2**20))   # announces 200 MB, over the answer cap
+                os.write(fd, b"[" * 65536)
+        except OSError:
+            pass
+""")
+
+DEEP_ANSWER = d("""
+    import os, stat, struct
+    for fd in sorted(int(f) for f in os.listdir("/proc/self/fd")):
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                body = b"[" * 200_000 + b"]" * 200_000   # valid JSON, 400 KB, nested 200,000 deep
+                os.write(fd, struct.pack("!Q", len(body)) + body)
+        except OSError:
+            pass
+""")
+
+KILL_ON_THIRD_CALL = d("""
+    import os, builtins
+    n = getattr(builtins, "_gptlab_adv_calls", 0) + 1
+    builtins._gptlab_adv_calls = n
+    if n == 3:
+        os._exit(7)
+""")
+
+DELAYED_KILL = d("""
+    import os, threading, builtins
+    if not getattr(builtins, "_gptlab_adv_armed", False):
+        builtins._gptlab_adv_armed = True
+        threading.Timer(1.5, lambda: os._exit(9)).start()   # strikes during whatever check runs next
+""")
+
+SLOW_CELLS = tuple(H.after_imports(f"import time\ntime.sleep(7)  # slow cell {i}\n") for i in range(4))
+
+
+def magic_heavy_cell(magics: int, lines: int) -> str:
+    return "\n".join("%time _ = 1" for _ in range(magics)) + "\n" + "\n".join(f"_v{i} = {i}" for i in range(lines)) + "\n"
+
+
+CASES += [
+    # always a report, whatever the notebook's JSON
+    Case("nbformat_invalid", "report", "a notebook that fails nbformat validation (no outputs, string counts, extra keys)",
+         raw=json_notebook(invalid_for_nbformat)),
+    Case("notebook_metadata_list", "report", "the notebook's metadata is a list", raw=json_notebook(metadata_is_list)),
+    Case("cell_metadata_list", "report", "every solution cell's metadata is a list", raw=json_notebook(cell_metadata_is_list)),
+    Case("odd_tags_and_nbgrader_meta", "report", "tags that are not strings, notebook nbgrader metadata a string",
+         raw=json_notebook(tags_not_strings)),
+    Case("nbgrader_meta_list", "report", "nbgrader metadata of the solution cells is a list",
+         raw=json_notebook(nbgrader_meta_is_list)),
+    Case("sources_as_line_lists", "report", "sources stored as lists of lines (the other valid form)",
+         raw=json_notebook(source_as_lines)),
+    Case("odd_cells", "report", "a cell that is a string, sources that are a number or junk, code in a raw cell",
+         raw=json_notebook(odd_sources)),
+    Case("nbformat3_notebook", "report", "the reference as an nbformat 3 notebook (worksheets, input)",
+         raw=json_notebook(as_nbformat3)),
+    Case("nbformat3_malformed", "report", "an nbformat 3 notebook whose worksheets are junk", raw=json_notebook(v3_malformed),
+         base=ZERO),
+    Case("deep_nesting_100k", "report", "cells nested 100,000 levels deep (RecursionError in a parser)",
+         raw=deep_file(100_000, inside_notebook=False), base=ZERO, budget_s=40),
+    Case("deep_metadata_100k", "report", "the reference with a metadata value nested 100,000 deep",
+         raw=deep_file(100_000, inside_notebook=True), base=ZERO, budget_s=40),
+    Case("deep_nesting_500", "report", "the reference with a metadata value nested 500 deep: parsed, graded",
+         raw=deep_file(500, inside_notebook=True)),
+    Case("three_million_json_values", "report", "an output of 3 million JSON numbers: refused before parsing",
+         raw=many_json_values, base=ZERO, budget_s=40),
+    Case("json_top_level_list", "report", "a JSON list", raw=raw_file("gpt_lab.ipynb", "[1, 2, 3]"), base=ZERO, budget_s=40),
+    Case("cells_not_a_list", "report", "cells is an object",
+         raw=raw_file("gpt_lab.ipynb", json.dumps({"cells": {"a": 1}, "nbformat": 4})), base=ZERO, budget_s=40),
+    Case("empty_file", "report", "an empty .ipynb", raw=raw_file("gpt_lab.ipynb", b""), base=ZERO, budget_s=40),
+    Case("utf16_notebook", "report", "the notebook in UTF-16",
+         raw=raw_file("gpt_lab.ipynb", json.dumps({"cells": [], "nbformat": 4}).encode("utf-16")), base=ZERO, budget_s=40),
+    Case("unknown_suffix", "report", "a text file that is neither a notebook nor a module",
+         raw=raw_file("gpt_lab.txt", "def Head(): pass\n"), base=ZERO, budget_s=40),
+
+    # IPython input transforms run in the worker, under the cell's limit
+    Case("looping_input_transformer", "transform",
+         "a cell of 300 line magics over 3,000 lines (IPython's transformer takes ~25 s): dropped at its limit",
+         edits=(H.after_imports(magic_heavy_cell(300, 3000)),), budget_s=110),
+    Case("transformer_gives_up", "transform", "600 line magics: IPython's transformer raises; that cell alone fails",
+         edits=(H.after_imports(magic_heavy_cell(600, 5)),)),
+    Case("ipython_syntax_graded", "transform", "magics and shell lines in the solution cells still grade",
+         edits=(H.append_to_cell("tokenizer_code", "%matplotlib inline\n!echo hello\nx_ = !ls\n%time _ = 1\n"),
+                H.append_to_cell(HEAD, "%who\n"))),
+    Case("cell_magics", "transform", "a %%bash cell is skipped, a %%time cell runs",
+         edits=(H.after_imports("%%bash\nexit 1\n"), H.after_imports("%%time\nimport os\n"))),
+
+    # one wall-clock budget, deadline-bounded reads, a cap on answers
+    Case("budget_spent_at_load", "time", "four 7 s cells with a 15 s budget: nothing graded, the run ends in time",
+         edits=SLOW_CELLS, base=ZERO, budget_s=60, args=("--time-budget", "15")),
+    Case("trickle_answer", "time", "Head.forward writes its answer one byte per second, ignoring SIGALRM",
+         edits=(head_forward(TRICKLE),), expect={"head": HEAD_DEAD}, budget_s=240),
+    Case("trickle_at_load", "time", "a cell trickles bytes into the grader's socket at load",
+         edits=(H.after_imports(TRICKLE),), budget_s=110),
+    Case("answer_60mb", "memory", "Head.forward returns a 60 MB tensor: refused, the grading process stays small",
+         edits=(head_forward("out = torch.zeros(15_000_000)"),), expect={"head": HEAD_DEAD}, budget_s=120),
+    Case("answer_forged_header", "memory", "Head.forward announces a 200 MB answer on the socket",
+         edits=(head_forward(FORGED_HEADER),), expect={"head": HEAD_DEAD}, budget_s=150),
+    Case("answer_deep_json", "memory", "Head.forward sends the grader a JSON answer nested 200,000 deep",
+         edits=(head_forward(DEEP_ANSWER),), expect={"head": HEAD_DEAD}, budget_s=150),
+    Case("answer_three_million_floats", "memory", "Head.forward returns a Python list of 3 million floats",
+         edits=(head_forward("out = [0.5] * 3_000_000"),), expect={"head": HEAD_DEAD}, budget_s=120),
+
+    # disk
+    Case("disk_fill_at_load", "disk", "writes 3 GB at load: stopped at the quota, the rest graded",
+         edits=(H.after_imports(FILL_DISK),), budget_s=110),
+    Case("disk_fill_in_head_forward", "disk", "Head.forward writes 3 GB on its first call (errors ignored), answers right",
+         edits=(head_forward("import builtins\nif not getattr(builtins, '_gptlab_adv_filled', False):\n"
+                             "    builtins._gptlab_adv_filled = True\n" + textwrap.indent(FILL_DISK, "    ")),),
+         budget_s=150),
+    Case("many_files_at_load", "disk", "150,000 files at load", edits=(H.after_imports(MANY_FILES),), budget_s=120),
+    Case("write_shm_and_tmp", "disk", "writes to /dev/shm, /tmp and /var/tmp",
+         edits=(H.after_imports(d(f"""
+             for p in ("/dev/shm/{H.STRAY_MARK}-shm", "/tmp/{H.STRAY_MARK}-tmp", "/var/tmp/{H.STRAY_MARK}-vtmp"):
+                 try:
+                     open(p, "w").write("x" * 1000)
+                 except OSError as exc:
+                     print("refused", p, exc)
+         """)),),
+         after=tmp_untouched([f"/dev/shm/{H.STRAY_MARK}-shm", f"/tmp/{H.STRAY_MARK}-tmp", f"/var/tmp/{H.STRAY_MARK}-vtmp"])),
+
+    # one locator: links and special files refused
+    Case("symlink_to_reference", "locator", "the submission is a symbolic link to solutions/gpt_lab.ipynb",
+         raw=link_to(reference_path), base=ZERO, budget_s=40),
+    Case("folder_with_symlink_to_reference", "locator", "a folder whose gpt_lab.ipynb links to the reference",
+         raw=link_to(reference_path, folder_level=True), base=ZERO, budget_s=40),
+    Case("linked_folder", "locator", "a folder holding only a link to a folder with the reference", raw=linked_folder,
+         base=ZERO, budget_s=40),
+    Case("hard_link", "locator", "the submission is a hard link (another name of a file)", raw=hard_link, base=ZERO,
+         budget_s=40),
+    Case("fifo_submission", "locator", "the submission is a FIFO (a read would block forever)", raw=fifo(False),
+         base=ZERO, budget_s=40),
+    Case("fifo_in_folder", "locator", "a folder whose gpt_lab.ipynb is a FIFO", raw=fifo(True), base=ZERO, budget_s=40),
+    Case("symlink_to_dev_zero", "locator", "a link to /dev/zero (a read never ends)", raw=link_to(lambda f: Path("/dev/zero")),
+         base=ZERO, budget_s=40),
+    Case("dangling_symlink", "locator", "a link to nothing", raw=link_to(lambda f: f / "nothing.ipynb"), base=ZERO, budget_s=40),
+    Case("py_symlink", "locator", "a .py module that is a link", raw=link_to(reference_path, name="gpt_lab.py"),
+         base=ZERO, budget_s=40),
+    Case("honest_notebook_next_to_link", "locator", "an honest notebook next to a link named like a notebook",
+         raw=honest_next_to_link, base=ZERO, budget_s=40),
+
+    # worker deaths: charged to the code that causes them, the rest graded in a fresh worker
+    Case("kill_on_third_head_forward", "death", "Head.forward ends the process on its third call in a process",
+         edits=(head_forward(KILL_ON_THIRD_CALL),), expect={"head": BELOW}, budget_s=200),
+    Case("delayed_kill_from_head", "death",
+         "Head.forward arms a timer that ends the process 1.5 s later, during another part's check",
+         edits=(head_forward(DELAYED_KILL),), expect={"head": ANY}, budget_s=240),
+    Case("fork_bomb_in_head_forward", "death", "Head.forward forks 500 sleepers",
+         edits=(head_forward(FORK_BOMB.replace("if os.getpid() == 1:", "if True:")),), expect={"head": HEAD_DEAD},
+         budget_s=200),
+
+    Case("huge_notebook_95mb", "memory", "the reference with a 95 MB output (just under the 100 MB cap): graded",
+         raw=lambda folder: huge_notebook(folder, 95), budget_s=110),
+
+    # the grading process's own memory cap is not the worker's
+    Case("worker_uses_1_6gb", "memory", "Head.forward's first call fills a 1.6 GB tensor (the worker's limit is 6 GiB)",
+         edits=(head_forward("import builtins\nif not getattr(builtins, '_gptlab_adv_big', False):\n"
+                             "    builtins._gptlab_adv_big = True\n    _big = torch.ones(400_000_000)\n"
+                             "    assert float(_big[-1]) == 1.0\n    del _big"),), budget_s=120),
+
+    # exact points
+    Case("exact_points_partial", "points", "Head returns zeros: shares add up exactly, 4 decimals",
+         edits=(ZEROS_HEAD,), expect={"head": HEAD_ZEROS}, after=exact_points),
+    Case("exact_points_full", "points", "the reference as a .py module: 6.5 of 6.5 exactly", module=True,
+         after=exact_points),
+]
+
+# Cases whose run may take past this long on a loaded 2-core machine (a hang, a kill and a reload, a
+# replayed load) carry the ``slow_bank`` marker: CI runs them as a separate step (``-m slow_bank``),
+# the rest (``-m "not slow_bank"``) within its 15 minutes.
+SLOW_BUDGET_S = 110
+
+
+def is_slow(case: Case) -> bool:
+    return case.budget_s >= SLOW_BUDGET_S
+
 
 BY_ID = {c.id: c for c in CASES}
 assert len(BY_ID) == len(CASES), "duplicate case ids"

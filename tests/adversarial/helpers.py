@@ -193,7 +193,8 @@ class Run:
                 f"json_error={self.json_error!r}\n--- grader output (tail) ---\n{tail}")
 
 
-def grade(case_id: str, submission: Path, workdir: Path, limit_s: float, json_path: Path | None = None) -> Run:
+def grade(case_id: str, submission: Path, workdir: Path, limit_s: float, json_path: Path | None = None,
+          args: tuple = ()) -> Run:
     """One real ``pytest autograder`` run, in its own process group, killed past ``limit_s``."""
     tmpdir = workdir / "tmp"
     tmpdir.mkdir(parents=True, exist_ok=True)
@@ -203,7 +204,7 @@ def grade(case_id: str, submission: Path, workdir: Path, limit_s: float, json_pa
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NBGRADER"))}
     env["TMPDIR"] = str(tmpdir)
     cmd = [sys.executable, "-m", "pytest", "autograder", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-           "--submission", str(submission), "--grade-json", str(json_path)]
+           "--submission", str(submission), "--grade-json", str(json_path), *args]
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
