@@ -14,6 +14,14 @@ import sys
 def main(fd: int, device: str, confine: tuple | None = None) -> None:
     notes = ["no namespaces here: the submission can read what the grading user can read; "
              "its disk use is measured from outside"]
+    # A process group of its own: under `unshare --fork` the worker would share its group with the
+    # unshare process outside its namespaces, and `os.kill(0, SIGKILL)` from student code would reach
+    # that process (and so end the worker at some later request, charged to whichever cell ran then).
+    # Without namespaces the worker already leads its group (setsid in the sandbox): nothing to do.
+    try:
+        os.setsid()
+    except OSError:
+        pass
     if confine is not None:
         from .isolation import confine as _confine
 

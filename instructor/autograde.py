@@ -36,8 +36,16 @@ def submitted_notebooks(course: Path, assignment: str) -> dict[str, dict[str, Pa
 
 
 def unreadable(path: Path) -> str:
-    """Why nbgrader cannot read this notebook at all ('' if it can): it then grades nothing and
-    writes nothing for it, and the submission would look like a blank one."""
+    """Why nbgrader must not or cannot read this notebook ('' if it can): a link or special file
+    (refused by the grader's one locator; nbgrader would follow it, or block on a FIFO), or a file
+    that is not a notebook (nbgrader then grades nothing and writes nothing for it, and the submission
+    would look like a blank one)."""
+    from autograder.loader import SubmissionError, locate_submission
+
+    try:
+        locate_submission(path)
+    except SubmissionError as exc:
+        return str(exc)
     try:
         nbformat.read(path, as_version=4)
     except Exception as exc:  # noqa: BLE001 - whatever nbformat raises, nbgrader raises too
@@ -54,6 +62,7 @@ def record_unreadable(course: Path, assignment: str, notebook_id: str, student: 
         try:
             gb.find_submission(assignment, student)
         except MissingEntry:
+            gb.update_or_create_student(student)
             gb.add_submission(assignment, student)
         submission = gb.find_submission_notebook(notebook_id, assignment, student)
         for grade in submission.grades:
@@ -90,10 +99,12 @@ def main(argv=None) -> int:
         print(f"{notebook_id}: {len(done)} submissions graded in the sandbox, {len(bad)} with problems", flush=True)
         broken += [(notebook_id, s, why) for s in bad if (why := unreadable(paths[s]))]
     cmd = [sys.executable, "-m", "nbgrader", "autograde", args.assignment, *args.nbgrader_args]
+    if broken:  # nbgrader would fail on them (or hang on a FIFO): recorded below instead
+        cmd.append("--CourseDirectory.student_id_exclude=" + ",".join(sorted({s for _, s, _ in broken})))
     if args.force:
         cmd.append("--force")
     rc = subprocess.call(cmd, cwd=course)
-    for notebook_id, student, why in broken:  # nbgrader failed on these (and said so): record why
+    for notebook_id, student, why in broken:  # nbgrader was kept off these: record why
         record_unreadable(course, args.assignment, notebook_id, student, why)
         print(f"{student}: {notebook_id}.ipynb is not a readable notebook ({why}): recorded as 0 with its reason",
               flush=True)
@@ -106,19 +117,7 @@ def main(argv=None) -> int:
         exports.export_all(results, folder)
         class_summary.write_summary(results, folder)
         print(f"{notebook_id} ({folder}):\n{class_summary.format_summary(results)}", flush=True)
-    # nbgrader exits non-zero when a notebook failed; those recorded above are handled
-    return 0 if rc == 0 or (broken and _only_those_failed(course, args.assignment, broken)) else rc
-
-
-def _only_those_failed(course: Path, assignment: str, broken) -> bool:
-    """Every submitted notebook not in ``broken`` has an autograded copy (nbgrader graded it)."""
-    skip = {(s, n) for n, s, _ in broken}
-    for notebook_id, paths in submitted_notebooks(course, assignment).items():
-        for student in paths:
-            if (student, notebook_id) not in skip and not (
-                    course / "autograded" / student / assignment / f"{notebook_id}.ipynb").exists():
-                return False
-    return True
+    return rc
 
 
 if __name__ == "__main__":

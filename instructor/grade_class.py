@@ -217,7 +217,7 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
     try:
         result_json = work / "results.json"
         cmd = [sys.executable, "-m", "pytest", str(AUTOGRADER), "-q", "-p", "no:cacheprovider",
-               "--rootdir", str(REPO), "--submission", str(Path(path).resolve()),
+               "--rootdir", str(REPO), "--submission", os.path.abspath(path),
                "--grade-json", str(result_json)]
         if reference is not None:
             cmd += ["--reference", str(Path(reference).resolve())]

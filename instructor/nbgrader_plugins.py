@@ -42,6 +42,7 @@ NOTE_MARKER = "gpt-lab autograder note"
 GRADER_MARKER = "gpt-lab grader report"
 RESULTS_FOLDER = "autograder_results"  # under the course root: <assignment>/<notebook>/<student>.json
 _STOPPED = re.compile(r"\b(Timeout|ProcessStopped|ProcessDied|OutputTooLarge|DiskFull|MemoryError)\b|stopped|killed")
+_ROUTINE = re.compile(r"^cell \d+: (tagged \S+|NotImplementedError:)")
 _PART = re.compile(r"""^check\(\s*["']([A-Za-z0-9_]+)["']""", re.MULTILINE)
 _HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*(\n|\Z)",
                      re.MULTILINE | re.DOTALL)
@@ -354,7 +355,9 @@ class GradeInSandbox(NbGraderPreprocessor):
                                        execution_count=1),
             ]
             cell.execution_count = 1
-        notes = str(data.get("output") or "").strip()
+        # the grader's notes, less the routine ones (slow cells skipped, stubs not implemented yet)
+        notes = "\n".join(line for line in str(data.get("output") or "").splitlines()
+                          if line.strip() and not _ROUTINE.search(line))
         if problem or notes:
             text = f"**{GRADER_MARKER}.** " + (f"This notebook could not be graded: {problem}\n\n" if problem else "")
             text += "\n".join(f"* {line}" for line in notes.splitlines()[:20] if line.strip())

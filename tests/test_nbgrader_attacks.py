@@ -94,13 +94,19 @@ def graded(tmp_path_factory):
     rc, out = _run([sys.executable, "-m", "nbgrader", "generate_assignment", "gpt_lab"], root)
     assert rc == 0, out[-3000:]
     release = nbformat.read(root / "release" / "gpt_lab" / "gpt_lab.ipynb", as_version=4)
-    students = {case.id: case.raw if case.raw is not None else build(release, case) for case in CASES}
+    students = {case.id: case.raw if case.raw is not None else build(release, case) for case in CASES if not case.make}
     students.update({sid: student_notebook(release, base) for sid, (base, _) in CONTROLS.items()})
     for sid, nb in students.items():
         folder = root / "submitted" / sid / "gpt_lab"
         folder.mkdir(parents=True)
         # json, not nbformat.write: some cases are deliberately invalid notebooks
         (folder / "gpt_lab.ipynb").write_text(nb if isinstance(nb, str) else json.dumps(nb, indent=1))
+    for case in CASES:
+        if case.make:
+            folder = root / "submitted" / case.id / "gpt_lab"
+            folder.mkdir(parents=True)
+            case.make(folder / "gpt_lab.ipynb")
+            students[case.id] = None
     guarded = [*sorted((REPO / "autograder").rglob("*.py")), REFERENCE, root / "source" / "gpt_lab" / "gpt_lab.ipynb",
                root / "nbgrader_config.py"]
     before = _digest(guarded)
@@ -130,7 +136,7 @@ def test_attack_gets_its_honest_grade(graded, case):
     assert _total(scores) == pytest.approx(case.expected, abs=1e-9), f"{case.why}: {scores}"
     assert not graded["waiting"][case.id], "an autograded cell left for a human looks like a blank submission"
     nb = nbformat.read(graded["root"] / "autograded" / case.id / "gpt_lab" / "gpt_lab.ipynb", as_version=4)
-    if case.raw is not None:  # not a notebook: graded 0 all the same, with the reason in its feedback
+    if case.raw is not None or case.make:  # not a notebook: graded 0 all the same, with the reason in its feedback
         assert "could not be read as a notebook" in nb.cells[0].source
         assert f"{case.id}: gpt_lab.ipynb is not a readable notebook" in graded["log"]
 
@@ -160,7 +166,7 @@ def test_tampering_is_reported(graded, case):
 def test_honest_notebooks_carry_no_note_and_log_no_warning(graded):
     for sid in CONTROLS:
         nb = nbformat.read(graded["root"] / "autograded" / sid / "gpt_lab" / "gpt_lab.ipynb", as_version=4)
-        assert "gpt-lab" not in nb.cells[0].source
+        assert "gpt-lab" not in nb.cells[0].source  # neither a tampering note nor a grader report
         assert not [line for line in graded["log"].splitlines() if f"student {sid}" in line and "WARNING" in line]
 
 

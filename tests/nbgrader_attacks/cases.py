@@ -58,6 +58,7 @@ class Case:
     reported: tuple[str, ...] = ()  # grade ids the log and the note must name
     why: str = ""
     raw: str | None = None  # the file's text as handed in, when it is not a notebook at all
+    make: Callable | None = None  # make(path): puts something other than a file at the submission's path
 
 
 def _checks(nb):
@@ -235,6 +236,24 @@ CASES += [
          why="a truncated file: nbgrader cannot read it; it must still get a graded 0 with its reason"),
     Case("not_a_notebook", "stub", expected=0.0, raw="def Head():\n    pass\n",
          why="a Python file handed in under the notebook's name"),
+]
+
+def _link_to_reference(path):
+    from pathlib import Path
+
+    path.symlink_to(Path(__file__).resolve().parents[2] / "solutions" / "gpt_lab.ipynb")
+
+
+def _fifo(path):
+    import os
+
+    os.mkfifo(path)
+
+
+CASES += [
+    Case("symlink_to_reference", "stub", expected=0.0, make=_link_to_reference,
+         why="a symbolic link to the reference: nbgrader would follow it and put the reference in the feedback"),
+    Case("fifo", "stub", expected=0.0, make=_fifo, why="a FIFO under the notebook's name: a reader blocks on it"),
 ]
 
 # Honest notebooks graded among the attacks (before and after them, in nbgrader's order): their
