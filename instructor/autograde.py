@@ -86,15 +86,22 @@ def main(argv=None) -> int:
     ap.add_argument("--force", action="store_true", help="grade again even what is unchanged")
     ap.add_argument("nbgrader_args", nargs="*", help="passed to `nbgrader autograde` (after --)")
     args = ap.parse_args(argv)
-    from instructor.grade_class import grade_many
+    from instructor.grade_class import SIMILARITY_NAME, Progress, grade_many
+    from instructor.similarity import report as similarity_report
 
     course = Path(args.course).resolve()
     source = course / "source" / args.assignment
     broken: list[tuple[str, str, str]] = []
     for notebook_id, paths in submitted_notebooks(course, args.assignment).items():
         reference = source / f"{notebook_id}.ipynb"
+        bar = Progress(f"grading {notebook_id}")
         done = grade_many(paths, results_dir(course, args.assignment, notebook_id), jobs=args.jobs,
-                          reference=reference, timeout=args.timeout, force=args.force)
+                          reference=reference, timeout=args.timeout, force=args.force, start=bar.start,
+                          progress=bar.update)
+        bar.close()
+        pairs = similarity_report(paths, results_dir(course, args.assignment, notebook_id) / SIMILARITY_NAME)
+        print(f"similarity: {sum(p.score >= 0.5 for p in pairs)} pair(s) worth a look in "
+              f"{results_dir(course, args.assignment, notebook_id) / SIMILARITY_NAME}", flush=True)
         bad = {s: r for s, r in done.items() if r["status"] != "ok"}
         print(f"{notebook_id}: {len(done)} submissions graded in the sandbox, {len(bad)} with problems", flush=True)
         broken += [(notebook_id, s, why) for s in bad if (why := unreadable(paths[s]))]

@@ -124,9 +124,14 @@ def submission_hash(path: Path) -> str:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and not (set(p.parts) & _IGNORED))
         return "dir:" + _hash_files(files, base=path)
-    if path.is_file():
-        return "file:" + hashlib.sha256(path.read_bytes()).hexdigest()
-    return "missing"
+    from autograder.loader import SubmissionError, read_bytes_safely
+
+    try:  # never through a link, never blocking on a FIFO, bounded (the grader refuses those anyway)
+        return "file:" + hashlib.sha256(read_bytes_safely(path)).hexdigest()
+    except SubmissionError as exc:
+        return "refused:" + hashlib.sha256(str(exc).encode()).hexdigest()
+    except OSError:
+        return "missing"
 
 
 def grader_version(reference: Path | None = None) -> str:
@@ -382,6 +387,35 @@ def read_roster_ids(path) -> list[str]:
     return [line.strip() for line in text if line.strip() and not line.startswith("#")]
 
 
+class Progress:
+    """A class's grading on the terminal (tqdm): n / N, the time left, how many could not be graded or
+    were tampered with so far, and one line per submission as it finishes. Pass ``start`` and ``update``
+    to ``grade_many``."""
+
+    def __init__(self, desc: str = "grading"):
+        self.desc, self.bar, self.problems = desc, None, []
+
+    def start(self, n: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=n, unit="submission", desc=self.desc, file=sys.stderr, dynamic_ncols=True)
+        self.bar.set_postfix_str("0 not graded")
+
+    def update(self, r: dict) -> None:
+        if r["status"] != "ok" or r.get("tampering"):
+            self.problems.append(r)
+        self.bar.set_postfix_str(f"{sum(p['status'] in class_summary.NOT_GRADED for p in self.problems)} not graded, "
+                                 f"{sum(bool(p.get('tampering')) for p in self.problems)} tampered")
+        shown = "tampered" if r.get("tampering") else r["status"]
+        self.bar.write(f"{r['student']}: {shown} {r['total']:g} ({r['seconds']:.1f} s)"
+                       + (f": {r['problem']}" if r.get("problem") else ""), file=sys.stdout)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m instructor.grade_class", description=__doc__.split("\n\n")[0])
     ap.add_argument("submissions", help="nbgrader's submitted/ folder, or a flat folder of notebooks / .py files")
@@ -404,30 +438,11 @@ def main(argv=None) -> int:
         print(f"no submissions in {args.submissions}", file=sys.stderr)
         return 2
 
-    from tqdm import tqdm
-
-    bar = {}
-    problems = []
-
-    def start(n):
-        bar["bar"] = tqdm(total=n, unit="submission", desc="grading", file=sys.stderr, dynamic_ncols=True)
-        bar["bar"].set_postfix_str("0 not graded")
-
-    def progress(r):
-        if r["status"] != "ok" or r.get("tampering"):
-            problems.append(r)
-        b = bar["bar"]
-        b.set_postfix_str(f"{sum(p['status'] in class_summary.NOT_GRADED for p in problems)} not graded, "
-                          f"{sum(bool(p.get('tampering')) for p in problems)} tampered")
-        shown = "tampered" if r.get("tampering") else r["status"]
-        b.write(f"{r['student']}: {shown} {r['total']:g} ({r['seconds']:.1f} s)"
-                + (f": {r['problem']}" if r.get("problem") else ""), file=sys.stdout)
-        b.update(1)
-
     roster = read_roster_ids(args.roster) if args.roster else None
+    bar = Progress()
     results = grade_many(paths, args.out, jobs=args.jobs, reference=args.reference, timeout=args.timeout,
-                         force=args.force, progress=progress, roster=roster, start=start)
-    bar["bar"].close()
+                         force=args.force, progress=bar.update, roster=roster, start=bar.start)
+    bar.close()
     cached = sum(r["cached"] for r in results.values())
     counts = class_summary.counts(load_results(results))
     print(f"{len(results)} submissions ({cached} unchanged, skipped): "

@@ -63,21 +63,28 @@ MAX_BYTES = 20 * 2**20  # a notebook's code is a few hundred kB at most; anythin
 
 
 def _cells(path: Path) -> list[tuple[str, str]]:
-    """(grade_id or '', source) of each code cell that is not a check cell; a .py file is one cell."""
-    if path.stat().st_size > MAX_BYTES:
+    """(grade_id or '', source) of each code cell that is not a check cell; a .py file is one cell.
+    Read as the grader reads a submission: the one locator (links and special files refused, never
+    followed or opened), a bounded read; anything unreadable has no code."""
+    from autograder.loader import SubmissionError, locate_submission, read_bytes_safely
+
+    try:
+        path = locate_submission(path)
+        text = read_bytes_safely(path, MAX_BYTES).decode("utf-8", errors="replace")
+    except (SubmissionError, OSError):
         return []
-    text = path.read_text(encoding="utf-8", errors="replace")
     if path.suffix == ".py":
         return [("", text)]
     try:
         nb = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return []
     out = []
-    for cell in nb.get("cells", []) if isinstance(nb, dict) else []:
+    for cell in nb.get("cells", []) if isinstance(nb, dict) and isinstance(nb.get("cells"), list) else []:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        meta = ((cell.get("metadata") or {}).get("nbgrader") or {}) if isinstance(cell.get("metadata"), dict) else {}
+        metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
+        meta = metadata.get("nbgrader") if isinstance(metadata.get("nbgrader"), dict) else {}
         if meta.get("grade") and not meta.get("solution"):
             continue  # a check cell
         source = cell.get("source", "")
@@ -90,19 +97,11 @@ def _cells(path: Path) -> list[tuple[str, str]]:
 def part_code(path: str | Path) -> dict[str, str]:
     """part -> the submission's code for it (definitions with the contract's names)."""
     path = Path(path)
-    if path.is_dir():
-        found = sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-        found = found or sorted(path.glob("*.py"))
-        if not found:
-            return {}
-        path = next((p for p in found if p.name == "gpt_lab.ipynb"), found[0])
-    if not path.is_file() or path.suffix not in (".ipynb", ".py"):
-        return {}
     code: dict[str, list[str]] = {}
     for grade_id, source in _cells(path):
         try:
             tree = ast.parse(source)
-        except SyntaxError:
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
             part = grade_id.removesuffix("_code")
             if part in PART_NAMES:
                 code.setdefault(part, []).append(source)
