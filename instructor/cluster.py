@@ -49,6 +49,9 @@ def _merge(args):
     collected, csv_path = merge(load(args.manifest, root=args.root), args.results, args.out, args.reference)
     print(report(collected))
     print(f"grades: {csv_path}" + (f"; missing items: {Path(args.out) / MISSING_NAME}" if collected.missing else ""))
+    from instructor.class_summary import SUMMARY_NAME
+
+    print((Path(args.out) / SUMMARY_NAME).read_text())
     return 1 if collected.missing else 0
 
 

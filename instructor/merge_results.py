@@ -3,7 +3,8 @@
     python -m instructor.cluster merge MANIFEST RESULTS_DIR --out GRADES_DIR
 
 Reads ``RESULTS_DIR/<id>.json`` for every item of the manifest and writes, in GRADES_DIR, what
-``grade_class`` writes: ``grades.csv`` (same columns, same formatting: ``grade_class.write_csv``) and one
+``grade_class`` writes: ``grades.csv`` (with its max row, and the LMS exports: ``instructor.exports``), the
+class summary (``summary.txt``: every item not graded, with its reason), and one
 ``<id>.json`` per student (the grader's Gradescope results.json). An item counts only when its result carries
 the key of the submission as it is now under the grader as it is now; otherwise it is **missing** (no file, a
 torn or foreign file, or a stale one: graded for an older submission or grader). Items graded with status
@@ -23,7 +24,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from instructor.grade_class import rubric_parts, write_csv
+from instructor import class_summary, exports
 from instructor.grade_item import read_result, result_path
 from instructor.grade_manifest import Item, Manifest, current_keys, load
 
@@ -79,8 +80,16 @@ def write_grades(collected: Collected, out_dir: str | os.PathLike) -> Path:
         os.replace(tmp, out_dir / f"{student}.json")
     for it, _ in collected.missing:  # an earlier merge's file for an item that is missing now would mislead
         (out_dir / f"{it.id}.json").unlink(missing_ok=True)
-    rows = {s: {"parts": r["parts"], "total": r["total"], "status": r["status"]} for s, r in collected.results.items()}
-    csv_path = write_csv(rows, out_dir, rubric_parts())
+    results = dict(collected.gradescope)
+    for student, record in collected.results.items():  # the item's own verdict (a timeout, an error) counts
+        if record["status"] != "ok":
+            data = results[student]
+            gptlab = {"status": record["status"], "problem": class_summary.one_line(record.get("message", ""))}
+            results[student] = {**data, "extra_data": {**(data.get("extra_data") or {}), "gptlab": gptlab}}
+    for it, why in collected.missing:  # a row and a summary line that say why, never a blank 0
+        results[it.id] = class_summary.missing_stand_in(f"no usable result from the cluster: {why}")
+    csv_path = exports.export_all(results, out_dir)[0]
+    class_summary.write_summary(results, out_dir)
     missing = out_dir / MISSING_NAME
     if collected.missing:
         tmp = out_dir / f".{MISSING_NAME}.tmp"

@@ -315,7 +315,11 @@ class GradeInSandbox(NbGraderPreprocessor):
                    else results_dir(coursedir.root, assignment_id, notebook_id))
         return submitted, reference, results
 
+    def _extra_credit(self, info, extra) -> None:
+        _set_extra_credit(info["db_url"], info["notebook"], info["assignment"], info["student"], extra)
+
     def preprocess(self, nb, resources):
+        from autograder.report import load_rubric
         from instructor.grade_class import grade_many
 
         info = resources["nbgrader"]
@@ -329,6 +333,8 @@ class GradeInSandbox(NbGraderPreprocessor):
             data = {"tests": [], "output": f"no results ({exc})"}
         parts = part_results(data)
         problem = result.get("message") if result.get("status") != "ok" else ""
+        bonus_parts = load_rubric()[1]
+        extra: dict[str, Fraction] = {}  # grade id -> extra credit (a bonus part's cell is worth 0 points)
         graded = 0
         for cell in nb.cells:
             if cell.cell_type != "code":
@@ -346,15 +352,25 @@ class GradeInSandbox(NbGraderPreprocessor):
                 text, score = f"{part}: not graded: {problem}\n", Fraction(0)
             else:
                 entry = parts.get(part)
-                score = cell_score(points, entry)
                 lines = entry["lines"] if entry else [f"  the grader ran no check of part {part!r}"]
-                text = "\n".join(lines) + f"\n{part}: {float(score):.4g} of {points:.4g} points\n"
+                if part in bonus_parts and points == 0:
+                    # one maximum everywhere: a bonus part adds to the score (nbgrader's extra credit),
+                    # never to the maximum
+                    score = Fraction(0)
+                    extra[cell.metadata["nbgrader"]["grade_id"]] = entry["score"] if entry else Fraction(0)
+                    text = "\n".join(lines) + (f"\n{part} (bonus): {float(extra[cell.metadata['nbgrader']['grade_id']]):.4g}"
+                                               " points of extra credit\n")
+                else:
+                    score = cell_score(points, entry)
+                    text = "\n".join(lines) + f"\n{part}: {float(score):.4g} of {points:.4g} points\n"
             cell.outputs = [
                 nbformat.v4.new_output("stream", name="stdout", text=text),
                 nbformat.v4.new_output("execute_result", data={"text/plain": f"{float(score):.4f}"},
                                        execution_count=1),
             ]
             cell.execution_count = 1
+        if extra:
+            self._extra_credit(info, extra)
         # the grader's notes, less the routine ones (slow cells skipped, stubs not implemented yet)
         notes = "\n".join(line for line in str(data.get("output") or "").splitlines()
                           if line.strip() and not _ROUTINE.search(line))
@@ -372,6 +388,15 @@ class GradeInSandbox(NbGraderPreprocessor):
               result.get("status"), result.get("total"), f" ({cause})" if cause else "")
         resources.setdefault("gptlab", {})["grade"] = {"status": result.get("status"), "cells": graded}
         return nb, resources
+
+
+def _set_extra_credit(db_url, notebook_id, assignment_id, student, extra) -> None:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url) as gb:
+        for grade_id, value in extra.items():
+            gb.find_grade(grade_id, notebook_id, assignment_id, student).extra_credit = float(value)
+        gb.db.commit()
 
 
 def results_dir(course_root, assignment_id: str, notebook_id: str) -> Path:

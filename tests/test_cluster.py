@@ -189,7 +189,10 @@ def test_merge_names_missing_stale_torn_and_failed(tmp_path, fake_grading):
     with open(grades / "missing.csv", newline="") as f:
         assert [(r["index"], r["id"]) for r in csv.DictReader(f)] == [("1", "b"), ("2", "c"), ("3", "d")]
     with open(grades / "grades.csv", newline="") as f:
-        assert [(r["student"], r["status"]) for r in csv.DictReader(f)] == [("a", "timeout")]
+        rows = [(r["student"], r["status"]) for r in csv.DictReader(f)]
+    # the max row, the failed item, and the missing ones as rows that say so (never a blank 0)
+    assert rows[0][0] == "max" and rows[1:] == [("a", "timeout"), ("b", "missing"), ("c", "missing"), ("d", "missing")]
+    assert "NOT graded" in proc.stdout and "no usable result from the cluster: stale" in proc.stdout
 
     # `missing` writes the item list an array resubmits, and the number of tasks
     proc = subprocess.run([sys.executable, "-m", "instructor.cluster", "missing", str(m.path), str(out),
