@@ -166,7 +166,8 @@ def test_tampering_is_reported(graded, case):
 def test_honest_notebooks_carry_no_note_and_log_no_warning(graded):
     for sid in CONTROLS:
         nb = nbformat.read(graded["root"] / "autograded" / sid / "gpt_lab" / "gpt_lab.ipynb", as_version=4)
-        assert "gpt-lab" not in nb.cells[0].source  # neither a tampering note nor a grader report
+        notes = [c.source for c in nb.cells if "gpt-lab autograder note" in c.source or "gpt-lab grader report" in c.source]
+        assert not notes, notes  # neither a tampering note nor a grader report
         assert not [line for line in graded["log"].splitlines() if f"student {sid}" in line and "WARNING" in line]
 
 
