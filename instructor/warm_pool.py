@@ -200,6 +200,8 @@ class WarmPool:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._control: socket.socket | None = None
+        self.graded = 0  # grading processes that ran to an exit status here (not fallen back to a cold start)
+        self.starts = 0  # zygotes started (more than one: one died and was replaced)
 
     def _start(self) -> None:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -222,6 +224,7 @@ class WarmPool:
             raise WarmPoolError("the warm zygote did not start")
         mine.settimeout(None)
         self._control = mine
+        self.starts += 1
 
     def start(self) -> "WarmPool":
         with self._lock:
@@ -266,7 +269,10 @@ class WarmPool:
             if not line:
                 kill_tree(pid)
                 raise WarmPoolError("the monitor of a warm grading process died")
-            return int(json.loads(line)["status"])
+            status = int(json.loads(line)["status"])
+            with self._lock:
+                self.graded += 1
+            return status
         finally:
             reader.close()
             conn.close()
