@@ -1,5 +1,8 @@
-"""One class graded by each executor, in the same run: ``grade_class`` (the local pool) and a Slurm job array
-(``instructor.cluster slurm``, on the cluster ``sinfo`` reaches: here the single node of .ci/start_slurm.sh).
+"""One class graded by each executor, in the same run: ``grade_class`` cold (the local pool, a fresh
+``python -m pytest`` per submission: ``--no-warm``), ``grade_class`` with the warm pool (``instructor.warm_pool``:
+each grading process forked from a zygote that imported torch and pytest once; the zygote's start is counted)
+and a Slurm job array (``instructor.cluster slurm``, on the cluster ``sinfo`` reaches: here the single node of
+.ci/start_slurm.sh).
 
     python benchmarks/executors.py [--students 200] [--jobs 2] [--skip-slurm]
 
@@ -7,7 +10,8 @@ The class cycles through the five kinds of benchmarks/class_grading.py (referenc
 mis-scaled Head, a training loop without zero_grad, a syntax error in one cell). Prints, per executor, the wall
 time, submissions per second, seconds per submission and that figure over a bare ``import torch`` (the floor
 of any grading that imports torch in a fresh process), then the per-task seconds and peak memory the array
-tasks measured (docs/cluster.md), and checks that the merged grades.csv is identical across executors.
+tasks measured (docs/cluster.md), and checks that the merged grades.csv is identical across executors. Then one
+grade of the reference alone, cold and from the warm pool, over a bare ``import torch``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from class_grading import kinds  # noqa: E402  the same class as the class-grading benchmark
 
-from instructor.grade_class import discover, grade_many  # noqa: E402
+from instructor.grade_class import close_warm_pool, discover, grade_many  # noqa: E402
 from instructor.grade_manifest import build  # noqa: E402
 from instructor.slurm_job import submit, write_scripts  # noqa: E402
 
@@ -85,9 +89,18 @@ def main() -> int:
         print(f"{args.students} submissions, {args.jobs} at once; bare `import torch`: {torch_s:.2f} s")
         timings = {}
         t0 = time.perf_counter()
-        grade_many(discover(subs), tmp / "local", jobs=args.jobs, reference=reference, force=True)
+        grade_many(discover(subs), tmp / "local", jobs=args.jobs, reference=reference, force=True, warm=False)
         timings["grade_class (local pool)"] = time.perf_counter() - t0
         print(line("grade_class (local pool)", timings["grade_class (local pool)"], args.students, torch_s), flush=True)
+
+        close_warm_pool()  # the zygote's start (imports) is part of the warm pool's time
+        t0 = time.perf_counter()
+        grade_many(discover(subs), tmp / "warm", jobs=args.jobs, reference=reference, force=True, warm=True)
+        timings["grade_class --warm"] = time.perf_counter() - t0
+        print(line("grade_class --warm", timings["grade_class --warm"], args.students, torch_s), flush=True)
+        local_csv = (tmp / "local" / "grades.csv").read_text()
+        same_warm = (tmp / "warm" / "grades.csv").read_text() == local_csv
+        print(f"warm pool's grades.csv identical to grade_class's: {'yes' if same_warm else 'NO'}", flush=True)
 
         if slurm:
             manifest = build(subs, tmp / "manifest.json", reference=reference)
@@ -106,7 +119,6 @@ def main() -> int:
                     print(f"  array task, {kind:13s} {statistics.median(r['seconds'] for r in mine):6.1f} s median, "
                           f"{max(r['seconds'] for r in mine):6.1f} s max, "
                           f"peak memory {max(r['peak_rss_mb'] for r in mine):6.0f} MB (summed RSS)")
-            local_csv = (tmp / "local" / "grades.csv").read_text()
             slurm_csv = tmp / "slurm-grades" / "grades.csv"
             same = slurm_csv.exists() and slurm_csv.read_text() == local_csv
             print(f"merged grades.csv identical to grade_class's: {'yes' if same else 'NO'}")
@@ -116,6 +128,18 @@ def main() -> int:
         if len(timings) > 1:
             base = timings["grade_class (local pool)"]
             print("throughput relative to grade_class: " + ", ".join(f"{k} {base / v:.2f}x" for k, v in timings.items()))
+
+        # one grade of a correct submission alone (jobs=1): cold, then from the (already started) warm pool
+        one = {"reference": subs / f"s0000-{names[0]}"}
+        for name, warm in (("single grade, cold", False), ("single grade, warm pool", True)):
+            t0 = time.perf_counter()
+            grade_many(one, tmp / name.replace(" ", "-").replace(",", ""), jobs=1, reference=reference, force=True,
+                       warm=warm, reports=False)
+            seconds = time.perf_counter() - t0
+            print(f"{name:24s} {seconds:8.2f} s  {seconds / torch_s:5.2f}x import torch", flush=True)
+        close_warm_pool()
+        if not same_warm:
+            return 1
     return 0
 
 
