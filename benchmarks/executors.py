@@ -62,7 +62,13 @@ def wait_gone(job: str, limit: float = 4 * 3600) -> None:
 def line(name: str, seconds: float, n: int, torch_s: float) -> str:
     per = seconds / n
     return (f"{name:24s} {seconds:8.1f} s  {n / seconds:6.3f} submissions/s  {per:6.2f} s per submission  "
-            f"{per / torch_s:5.2f}x import torch")
+            f"{per / torch_s:5.2f}x import torch  {load()}")
+
+
+def load() -> str:
+    """The machine's load average when a figure was taken: on a shared machine, figures taken under
+    different loads are not comparable, and this says so."""
+    return "(load average %.1f)" % os.getloadavg()[0]
 
 
 def main() -> int:
@@ -86,7 +92,7 @@ def main() -> int:
         reference = Path(shutil.copy(ROOT / "solutions" / "gpt_lab.ipynb", tmp / "reference.ipynb"))
 
         torch_s = bare_import_torch()
-        print(f"{args.students} submissions, {args.jobs} at once; bare `import torch`: {torch_s:.2f} s")
+        print(f"{args.students} submissions, {args.jobs} at once; bare `import torch`: {torch_s:.2f} s {load()}")
         timings = {}
         t0 = time.perf_counter()
         grade_many(discover(subs), tmp / "local", jobs=args.jobs, reference=reference, force=True, warm=False)
@@ -136,8 +142,9 @@ def main() -> int:
             grade_many(one, tmp / name.replace(" ", "-").replace(",", ""), jobs=1, reference=reference, force=True,
                        warm=warm, reports=False)
             seconds = time.perf_counter() - t0
-            print(f"{name:24s} {seconds:8.2f} s  {seconds / torch_s:5.2f}x import torch", flush=True)
+            print(f"{name:24s} {seconds:8.2f} s  {seconds / torch_s:5.2f}x import torch  {load()}", flush=True)
         close_warm_pool()
+        print(f"bare `import torch` again at the end: {bare_import_torch():.2f} s {load()}")
         if not same_warm:
             return 1
     return 0
