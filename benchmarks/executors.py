@@ -71,11 +71,39 @@ def load() -> str:
     return "(load average %.1f)" % os.getloadavg()[0]
 
 
+def single_grades(path: Path, tmp: Path, reference: Path, rounds: int) -> int:
+    """One grade of a correct submission alone (jobs=1), cold and from the warm pool (already started: its
+    start is paid once per machine), each right after a bare ``import torch``, ``rounds`` times: on a shared
+    machine only figures taken side by side compare. Prints each round and the medians of the ratios."""
+    close_warm_pool()
+    grade_many({"warmup": path}, tmp / "single-warmup", jobs=1, reference=reference, force=True, warm=True,
+               reports=False)  # starts the zygote
+    ratios: dict[str, list[float]] = {"cold": [], "warm pool": []}
+    for r in range(rounds):
+        torch_s = bare_import_torch(runs=1)
+        figures = []
+        for name, warm in (("cold", False), ("warm pool", True)):
+            t0 = time.perf_counter()
+            grade_many({"reference": path}, tmp / f"single-{r}-{warm}", jobs=1, reference=reference, force=True,
+                       warm=warm, reports=False)
+            seconds = time.perf_counter() - t0
+            ratios[name].append(seconds / torch_s)
+            figures.append(f"{name} {seconds:5.2f} s ({seconds / torch_s:4.2f}x)")
+        print(f"single grade, round {r + 1}: import torch {torch_s:5.2f} s, " + ", ".join(figures) + f"  {load()}",
+              flush=True)
+    close_warm_pool()
+    print("single grade of the reference over a bare import torch, median: "
+          + ", ".join(f"{k} {statistics.median(v):.2f}x" for k, v in ratios.items()))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--students", type=int, default=200)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="local pool size and Slurm parallelism")
     ap.add_argument("--skip-slurm", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3, help="paired single grades (import torch, cold, warm)")
+    ap.add_argument("--single-only", action="store_true", help="only the paired single grades, no class")
     args = ap.parse_args()
     slurm = not args.skip_slurm and shutil.which("sbatch") is not None
     if not args.skip_slurm and not slurm:
@@ -92,6 +120,8 @@ def main() -> int:
         reference = Path(shutil.copy(ROOT / "solutions" / "gpt_lab.ipynb", tmp / "reference.ipynb"))
 
         torch_s = bare_import_torch()
+        if args.single_only:
+            return single_grades(subs / f"s0000-{names[0]}", tmp, reference, args.rounds)
         print(f"{args.students} submissions, {args.jobs} at once; bare `import torch`: {torch_s:.2f} s {load()}")
         timings = {}
         t0 = time.perf_counter()
@@ -135,16 +165,7 @@ def main() -> int:
             base = timings["grade_class (local pool)"]
             print("throughput relative to grade_class: " + ", ".join(f"{k} {base / v:.2f}x" for k, v in timings.items()))
 
-        # one grade of a correct submission alone (jobs=1): cold, then from the (already started) warm pool
-        one = {"reference": subs / f"s0000-{names[0]}"}
-        for name, warm in (("single grade, cold", False), ("single grade, warm pool", True)):
-            t0 = time.perf_counter()
-            grade_many(one, tmp / name.replace(" ", "-").replace(",", ""), jobs=1, reference=reference, force=True,
-                       warm=warm, reports=False)
-            seconds = time.perf_counter() - t0
-            print(f"{name:24s} {seconds:8.2f} s  {seconds / torch_s:5.2f}x import torch  {load()}", flush=True)
-        close_warm_pool()
-        print(f"bare `import torch` again at the end: {bare_import_torch():.2f} s {load()}")
+        single_grades(subs / f"s0000-{names[0]}", tmp, reference, args.rounds)
         if not same_warm:
             return 1
     return 0
