@@ -137,3 +137,41 @@ def test_warm_pool_replaces_a_dead_zygote(tmp_path):
         assert pool.pid is not None and pool.pid != first and pool.starts == 2 and pool.graded == 1
     finally:
         pool.close()
+
+
+PROBE = """
+import json, os, sys, tempfile
+
+
+def test_probe():
+    json.dump({"env": dict(os.environ), "cwd": os.getcwd(), "tmp": tempfile.gettempdir(), "path0": sys.path[0],
+               "session_leader": os.getsid(0) == os.getpid(), "ppid_is_zygote": os.getppid() == int(os.environ["ZYGOTE"])},
+              open(os.environ["PROBE_OUT"], "w"))
+    assert os.environ.get("PROBE_FAIL") != "1"
+"""
+
+
+def test_warm_pool_child_is_a_fresh_grading_process(tmp_path):
+    """What a forked grading process sees is the request's, not the zygote's: environment (exactly),
+    working folder, TMPDIR, its own session, its log; its exit status is pytest's (0 passed, 1 failed)."""
+    probe = tmp_path / "probe_check.py"
+    probe.write_text(PROBE)
+    pool = warm_pool.WarmPool().start()
+    try:
+        for fail, expected_rc in (("0", 0), ("1", 1)):
+            work = tmp_path / f"work{fail}"
+            work.mkdir()
+            env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(work), "PROBE_OUT": str(work / "probe.json"),
+                   "PROBE_FAIL": fail, "ZYGOTE": str(pool.pid), "OMP_NUM_THREADS": "1"}
+            rc = pool.run(["-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(probe)], work, env,
+                          work / "pytest.log", timeout=120)
+            assert rc == expected_rc, (work / "pytest.log").read_text()
+            seen = json.loads((work / "probe.json").read_text())
+            # pytest sets PYTEST_VERSION and PYTEST_CURRENT_TEST in its own process, cold or warm
+            assert {k: v for k, v in seen["env"].items() if not k.startswith("PYTEST_")} == env
+            assert seen["cwd"] == str(work) and seen["tmp"] == str(work)
+            assert seen["session_leader"] and not seen["ppid_is_zygote"]  # the monitor in between
+            assert ("1 passed" if fail == "0" else "1 failed") in (work / "pytest.log").read_text()
+        assert pool.graded == 2 and pool.starts == 1
+    finally:
+        pool.close()
