@@ -2,7 +2,7 @@
 
     python -m instructor.grade_class SUBMISSIONS_DIR --out OUT_DIR [--jobs N] [--reference PATH]
                                      [--timeout S] [--force] [--assignment NAME] [--roster FILE]
-                                     [--no-similarity]
+                                     [--no-similarity] [--no-warm]
 
 SUBMISSIONS_DIR is either nbgrader's layout (``submitted/<student>/<assignment>/*.ipynb``, i.e.
 ``DIR/<student>/<assignment>/...``) or a flat folder of notebooks / .py modules (student id = file stem).
@@ -11,6 +11,9 @@ Each submission is graded in its own ``python -m pytest <repo>/autograder`` subp
 cwd and TMPDIR, own process group) with a wall-clock limit; on time-out the whole process tree is
 killed (the grader's worker runs in a session of its own, so the tree is collected with psutil) and
 the student gets status ``timeout``: not graded (no points in any CSV, listed in the summary).
+By default that process is forked from a warm one that imported torch, pytest and the grader's modules
+once (``instructor.warm_pool``: same arguments, folder, environment and worker; ``--no-warm``: a fresh
+interpreter per submission).
 
 Output in OUT_DIR: ``<student>.json`` (the grader's Gradescope results.json, or a stand-in saying
 why there is none; ``extra_data.gptlab`` holds the verdict: status, one-line problem, tampering
@@ -209,8 +212,28 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _run_grader(cmd: list[str], work: Path, env: dict, log_path: Path, timeout: float, pool=None) -> int | None:
+    """The grading process's exit status (None: timed out, its tree killed): a child forked from the warm
+    pool's zygote (``instructor.warm_pool``) when one is given and answers, else a fresh ``python -m pytest``."""
+    if pool is not None:
+        from instructor.warm_pool import WarmPoolError
+
+        try:
+            return pool.run(cmd[3:], work, env, log_path, timeout)  # cmd[3:]: pytest's own arguments
+        except (WarmPoolError, OSError):
+            pass  # no warm process could be had: the cold start below grades it all the same
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc)
+            return None
+
+
 def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, timeout: float,
-              parts: list[str]) -> dict:
+              parts: list[str], pool=None) -> dict:
     """Run the grader on one submission; never raises for a bad submission. The result's
     ``status`` says whether grading finished (ok / error / timeout / missing); ``tampering``
     lists the notes that make the class status ``tampered`` (``extra_data.gptlab`` of the JSON)."""
@@ -229,14 +252,7 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
         env = {**os.environ, "TMPDIR": str(work), "PYTHONDONTWRITEBYTECODE": "1"}
         env.setdefault("OMP_NUM_THREADS", "1")  # several graders share the cores: no oversubscription
         log_path = work / "pytest.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-            try:
-                rc = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _kill_tree(proc)
-                rc = None
+        rc = _run_grader(cmd, work, env, log_path, timeout, pool)
         tail = log_path.read_bytes()[-3000:].decode("utf-8", "replace")
         if rc is None:
             status, message = "timeout", f"grading did not finish within {timeout:g} s: stopped, not graded"
@@ -309,15 +325,51 @@ def load_results(results: dict[str, dict]) -> dict[str, dict]:
     return out
 
 
+# -- the warm pool (instructor.warm_pool): one zygote per instructor process, kept across calls ---------------
+
+_warm: dict = {}
+_warm_lock = threading.Lock()
+
+
+def warm_pool(version: str):
+    """This process's warm pool for grader ``version`` (a changed grader gets a new zygote), or None where
+    none can work. Kept across grade_many calls (the nbgrader path grades one student per call)."""
+    from instructor import warm_pool as wp
+
+    if not wp.available():
+        return None
+    with _warm_lock:
+        if _warm.get("version") != version:
+            if _warm.get("pool") is not None:
+                _warm["pool"].close()
+            else:
+                import atexit
+
+                atexit.register(close_warm_pool)
+            _warm.update(version=version, pool=wp.WarmPool())
+        return _warm["pool"]
+
+
+def close_warm_pool() -> None:
+    with _warm_lock:
+        pool = _warm.pop("pool", None)
+        _warm.pop("version", None)
+    if pool is not None:
+        pool.close()
+
+
 def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, reference=None, timeout: float = 300,
-               force: bool = False, progress=None, roster=None, start=None, reports: bool = True) -> dict[str, dict]:
+               force: bool = False, progress=None, roster=None, start=None, reports: bool = True,
+               warm: bool = True) -> dict[str, dict]:
     """Grade every submission (student id -> path), at most ``jobs`` at once; write
     ``<student>.json``, ``grades.csv``, ``canvas.csv``, ``moodle.csv``, ``summary.txt`` and
     ``.cache.json`` in out_dir; return student -> result (status, per-part scores and maxima,
     total, message, problem, seconds, cached). ``roster``: student ids expected (a student
     without a submission gets a ``missing`` row); ``start(n)`` is called with the number of
     submissions to grade before the first one, ``progress(result)`` after each. ``reports=False``:
-    only the JSON files and the cache (a caller grading one student of a class, as nbgrader does)."""
+    only the JSON files and the cache (a caller grading one student of a class, as nbgrader does).
+    ``warm``: grading processes forked from a warm zygote (``instructor.warm_pool``) where that works, else
+    (or with ``warm=False``) one fresh ``python -m pytest`` per submission; the grades are the same."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = max(1, int(jobs or os.cpu_count() or 1))
@@ -349,9 +401,10 @@ def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, referen
             results[student] = _missing(student, out_dir)
     if start:
         start(len(todo))
+    warm_pool_ = warm_pool(version) if warm and todo else None
     if todo:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(grade_one, s, p, out_dir, reference, timeout, parts): (s, d)
+            futures = {pool.submit(grade_one, s, p, out_dir, reference, timeout, parts, warm_pool_): (s, d)
                        for s, (p, d) in todo.items()}
             for fut in as_completed(futures):
                 student, digest = futures[fut]
@@ -426,6 +479,9 @@ def main(argv=None) -> int:
     ap.add_argument("--force", action="store_true", help="regrade even unchanged submissions")
     ap.add_argument("--assignment", default=None, help="nbgrader layout: the assignment folder to grade")
     ap.add_argument("--no-similarity", action="store_true", help="do not write similarity.html")
+    ap.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True,
+                    help="fork each grading process from a warm one that imported torch and pytest once "
+                    "(default where it works; --no-warm: a fresh python per submission, as before)")
     ap.add_argument("--roster", default=None, help="the class list (CSV with a 'student' column, or one id a "
                     "line): a student without a submission is listed as missing")
     args = ap.parse_args(argv)
@@ -441,8 +497,13 @@ def main(argv=None) -> int:
     roster = read_roster_ids(args.roster) if args.roster else None
     bar = Progress()
     results = grade_many(paths, args.out, jobs=args.jobs, reference=args.reference, timeout=args.timeout,
+<<<<<<< HEAD
                          force=args.force, progress=bar.update, roster=roster, start=bar.start)
     bar.close()
+=======
+                         force=args.force, progress=progress, roster=roster, start=start, warm=args.warm)
+    bar["bar"].close()
+>>>>>>> hw
     cached = sum(r["cached"] for r in results.values())
     counts = class_summary.counts(load_results(results))
     print(f"{len(results)} submissions ({cached} unchanged, skipped): "
