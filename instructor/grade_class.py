@@ -497,13 +497,8 @@ def main(argv=None) -> int:
     roster = read_roster_ids(args.roster) if args.roster else None
     bar = Progress()
     results = grade_many(paths, args.out, jobs=args.jobs, reference=args.reference, timeout=args.timeout,
-<<<<<<< HEAD
-                         force=args.force, progress=bar.update, roster=roster, start=bar.start)
+                         force=args.force, progress=bar.update, roster=roster, start=bar.start, warm=args.warm)
     bar.close()
-=======
-                         force=args.force, progress=progress, roster=roster, start=start, warm=args.warm)
-    bar["bar"].close()
->>>>>>> hw
     cached = sum(r["cached"] for r in results.values())
     counts = class_summary.counts(load_results(results))
     print(f"{len(results)} submissions ({cached} unchanged, skipped): "
