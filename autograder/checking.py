@@ -177,6 +177,11 @@ _CAUSES = (
     ("GPTLanguageModel", "index out of range in self",
      "a position index >= block_size reached position_embedding_table (or a token id >= vocab_size the "
      "token table): positions are torch.arange(T) with T = idx.shape[1]"),
+    ("train", "does not require grad",
+     "the loss was detached from the graph (.detach(), .item(), or computed under torch.no_grad()) before "
+     "loss.backward(): call backward on the loss that model(x, y) returns"),
+    ("", "Expected target size",
+     "cross_entropy wants logits of shape (B*T, C) and targets of shape (B*T,): view both before the call"),
     ("", "Expected input batch_size",
      "cross_entropy wants logits of shape (B*T, C) and targets of shape (B*T,): view both before the call"),
     ("", "mat1 and mat2 shapes cannot be multiplied",

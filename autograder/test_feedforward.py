@@ -4,7 +4,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checking import expect, need, tensor
+from autograder.checking import expect, fail, need, tensor
 
 PART = "feedforward"
 C = 8

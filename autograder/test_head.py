@@ -143,6 +143,35 @@ def test_head_scales_by_head_size(sub, sizes):
              "applied to q @ k^T before the mask and the softmax")
 
 
+def test_head_queries_look_for_keys(sub):
+    """Scores are q_t . k_s (the query of the attending position against the keys of the others),
+    not k_t . q_s: with one-hot inputs, query = 4 * [I | 0] and key = a shift (the key of position s
+    is e_{s+1}), position t's query matches the key of position t - 1, so every position t >= 1
+    gives its largest weight to the previous position (k q^T would look at the future, masked)."""
+    head = _head(sub)
+    state = head.state_dict()
+    for name in ("key", "query", "value"):
+        expect(state.get(f"{name}.weight") is not None, f"Head has no {name} layer: checked by 'structure'")
+    T = 6
+    eye = torch.zeros(HS, C)
+    eye[:, :HS] = torch.eye(HS)
+    shift = torch.zeros(HS, C)
+    shift[torch.arange(1, T), torch.arange(0, T - 1)] = 1.0  # key(e_s) = e_{s+1}
+    state.update({"value.weight": eye, "query.weight": 4.0 * eye, "key.weight": shift})
+    head.load_state_dict(state)
+    x = torch.zeros(1, T, C)
+    x[0, torch.arange(T), torch.arange(T)] = 1.0
+    wei = tensor(head(x), f"Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (1, {T}, {C})",
+                 shape=(1, T, HS))[0, :, :T]
+    for t in range(1, T):
+        if float(wei[t, t - 1]) == 0.0:
+            continue  # the mask hides the previous position: the mask checks report that (one failure per cause)
+        expect(int(wei[t].argmax()) == t - 1,
+               f"with queries that look for the key of the previous position, position {t} gave its largest weight "
+               f"to position {int(wei[t].argmax())}, not to the previous position {t - 1}: the scores must be "
+               "q @ k.transpose(-2, -1) (row t: the query of position t against every key), not k @ q^T")
+
+
 def test_head_values_come_from_value_layer(sub):
     """The output is a weighted sum of self.value(x): with the value layer zeroed (key and query
     kept), the output is exactly zero."""
