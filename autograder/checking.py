@@ -74,6 +74,15 @@ def need(sub, name: str, kind: str = "class") -> None:
         fail(f"`{name}` should be a {kind}, but it is a {kinds[name]}")
 
 
+def named(obj, cls: str, **arguments):
+    """Describe an object the grader built, in messages, with its arguments by name (the call itself
+    stays positional, so a submission is not held to the contract's parameter names):
+    ``Head(n_embd=16, head_size=8, block_size=8, dropout=0.0)``."""
+    if isinstance(obj, Obj):
+        obj.what = f"{cls}({', '.join(f'{k}={v}' for k, v in arguments.items())})"
+    return obj
+
+
 def shape_of(t) -> str:
     return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
 

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checking import close, expect, fail, need, tensor
+from autograder.checking import close, expect, fail, named, need, tensor
 
 PART = "head"
 C, HS, BLOCK = 16, 8, 8
@@ -18,7 +18,8 @@ C, HS, BLOCK = 16, 8, 8
 
 def _head(sub, dropout=0.0, n_embd=C, head_size=HS, block=BLOCK, seed=0):
     need(sub, "Head")
-    return sub.new("Head", n_embd, head_size, block, dropout, _seed=seed).eval()
+    head = sub.new("Head", n_embd, head_size, block, dropout, _seed=seed)
+    return named(head, "Head", n_embd=n_embd, head_size=head_size, block_size=block, dropout=dropout).eval()
 
 
 def test_head_structure(sub):
