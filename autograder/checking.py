@@ -74,6 +74,15 @@ def need(sub, name: str, kind: str = "class") -> None:
         fail(f"`{name}` should be a {kind}, but it is a {kinds[name]}")
 
 
+def named(obj, cls: str, **arguments):
+    """Describe an object the grader built, in messages, with its arguments by name (the call itself
+    stays positional, so a submission is not held to the contract's parameter names):
+    ``Head(n_embd=16, head_size=8, block_size=8, dropout=0.0)``."""
+    if isinstance(obj, Obj):
+        obj.what = f"{cls}({', '.join(f'{k}={v}' for k, v in arguments.items())})"
+    return obj
+
+
 def shape_of(t) -> str:
     return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
 
@@ -151,10 +160,50 @@ def explain(exc: BaseException) -> str:
         if exc.kind in ("ProcessDied", "ProtocolError", "OutputTooLarge", "Unsendable"):
             return f"{exc.what}: {exc.message}"
         text = f"{exc.what} raised {exc.kind}: {exc.message}"
+        hint = likely_cause(exc.what, exc.message)
+        if hint:
+            text += f". Hint: {hint}"
         if exc.traceback:
             text += "\n" + exc.traceback
         return text
     return f"the check could not run ({type(exc).__name__}: {str(exc)[:300]})"
+
+
+# The commonest raw PyTorch errors of each part and their likely cause: (what was called, a piece of
+# the error message, the hint). The first match wins; a message names one cause, where to look.
+_CAUSES = (
+    ("get_batch", "stack expects each tensor to be equal size",
+     "a window ran past the end of the data: the starts must lie in 0 .. len(data) - block_size - 1, "
+     "and torch.randint's upper bound is exclusive (look at the line that draws the starts)"),
+    ("Head", "must match the size of tensor",
+     "x has T <= block_size positions but the mask is (block_size, block_size): slice it to the first T rows "
+     "and columns of self.tril (look at the masked_fill line of Head.forward)"),
+    ("Head", "Expected size for first two dimensions of batch2 tensor",
+     "the attention weights and the values disagree in length: both must cover the same T positions"),
+    ("GPTLanguageModel", "must match the size of tensor",
+     "the position embeddings must cover the T positions of idx: torch.arange(T), not torch.arange(self.block_size) "
+     "(look at the line that computes pos_emb in GPTLanguageModel.forward)"),
+    ("GPTLanguageModel", "index out of range in self",
+     "a position index >= block_size reached position_embedding_table (or a token id >= vocab_size the "
+     "token table): positions are torch.arange(T) with T = idx.shape[1]"),
+    ("train", "does not require grad",
+     "the loss was detached from the graph (.detach(), .item(), or computed under torch.no_grad()) before "
+     "loss.backward(): call backward on the loss that model(x, y) returns"),
+    ("", "Expected target size",
+     "cross_entropy wants logits of shape (B*T, C) and targets of shape (B*T,): view both before the call"),
+    ("", "Expected input batch_size",
+     "cross_entropy wants logits of shape (B*T, C) and targets of shape (B*T,): view both before the call"),
+    ("", "mat1 and mat2 shapes cannot be multiplied",
+     "a Linear layer received vectors of another size than its in_features: check the sizes given to nn.Linear"),
+)
+
+
+def likely_cause(what: str, message: str) -> str:
+    """The likely cause of a raw PyTorch error raised by the submission, or ""."""
+    for called, piece, hint in _CAUSES:
+        if what.startswith(called) and piece in message:
+            return hint
+    return ""
 
 
 def transplant(student, reference, what: str) -> None:

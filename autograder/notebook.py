@@ -90,7 +90,7 @@ def check(part: str, namespace: dict) -> Score:
     for name, message in results:
         print(f"  [{'PASS' if not message else 'FAIL'}] {part}: {name}" + (f"\n         {message}" if message else ""))
     score = points * passed / (total + pending) if total + pending else Fraction(0)
-    more = f"; {pending} hidden checks run at grading time" if pending else ""
+    more = f"; {pending} hidden check{'s' if pending != 1 else ''} run{'s' if pending == 1 else ''} at grading time" if pending else ""
     print(f"{part}: {passed}/{total} visible checks passed{more}: "
           f"{float(score):.2f} of {float(points):.2f} points so far (a self-check: the autograder grades)")
     return Score(float(score))

@@ -61,6 +61,13 @@ def test_estimate_loss_means_per_split(sub):
 def test_estimate_loss_eval_mode_without_grad(sub):
     """Every forward runs in eval mode (dropout off) with autograd off (torch.no_grad)."""
     _, out = _run(sub)
+    decoded_all = [d for _, _, _, d in _splits(out) if d is not None]
+    in_train = [train for train, _ in decoded_all]
+    if any(in_train) and not all(t == ITERS for t in in_train):
+        # some batches in eval mode, later ones in train mode: model.train() comes too early
+        fail("only the first batches were evaluated in eval mode, later ones in train mode: model.train() is "
+             "called before the evaluation ends (inside a loop?); call model.eval() once before the loops and "
+             "model.train() once after both splits")
     for split, want, got, decoded in _splits(out):
         if decoded is None:  # the means check reports a wrong mean; the mode cannot be read from it
             continue

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checking import expect, need, tensor
+from autograder.checking import expect, fail, named, need, tensor
 
 PART = "feedforward"
 C = 8
@@ -12,7 +12,7 @@ C = 8
 
 def _ff(sub, dropout=0.0, seed=0):
     need(sub, "FeedForward")
-    return sub.new("FeedForward", C, dropout, _seed=seed).eval()
+    return named(sub.new("FeedForward", C, dropout, _seed=seed), "FeedForward", n_embd=C, dropout=dropout).eval()
 
 
 def test_feedforward_layers(sub):
@@ -59,3 +59,33 @@ def test_feedforward_dropout_only_in_train_mode(sub):
     ff.train()
     expect(not torch.allclose(ff.call(None, x, _seed=1), plain, atol=1e-6),
            "in train mode with dropout 0.5 nothing is dropped: end net with nn.Dropout(dropout)")
+
+
+def test_feedforward_computes_linear_relu_linear(sub):
+    """forward(x) = Linear2(ReLU(Linear1(x))) with the module's own weights, nothing added: the
+    formula the contract fixes, computed here from the student's state dict (atol 1e-5: float32
+    sums of 32 products of unit-size numbers)."""
+    import torch.nn.functional as F
+
+    ff = _ff(sub, seed=6)
+    state = ff.state_dict()
+    for key in ("net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"):
+        expect(key in state, f"FeedForward has no {key}: the layers are checked by 'layers'")
+    x = torch.randn(2, 3, C, generator=torch.Generator().manual_seed(7))
+    hidden = F.linear(x, state["net.0.weight"], state["net.0.bias"])
+    want = F.linear(F.relu(hidden), state["net.2.weight"], state["net.2.bias"])
+    got = tensor(ff(x), f"FeedForward(n_embd={C}) on x of shape (2, 3, {C})", shape=(2, 3, C))
+    if torch.allclose(got, want, atol=1e-5):
+        return
+    causes = {
+        "GELU (or another activation) instead of ReLU: the contract's net uses nn.ReLU()":
+            F.linear(F.gelu(hidden), state["net.2.weight"], state["net.2.bias"]),
+        "the input is added to the output: the residual connection belongs in DecoderBlock.forward, not in FeedForward":
+            want + x,
+    }
+    if torch.allclose(got, F.linear(hidden, state["net.2.weight"], state["net.2.bias"]), atol=1e-5):
+        return  # no activation at all: 'nonlinear' says so (one failure per cause)
+    named = [why for why, value in causes.items() if torch.allclose(got, value, atol=1e-5)]
+    fail(f"FeedForward(n_embd={C}) does not compute Linear -> ReLU -> Linear with its own weights "
+         f"(max difference {(got - want).abs().max().item():.3g})"
+         + (f": {named[0]}" if named else ": check the order of the layers in self.net and that forward returns self.net(x)"))

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checking import chi_square_p, expect, need, tensor
+from autograder.checking import chi_square_p, expect, fail, need, tensor
 
 PART = "get_batch"
 
@@ -12,6 +12,10 @@ PART = "get_batch"
 def _batch(sub, data, block_size, batch_size, seed=0):
     x, y = _pair(sub.call("get_batch", data, block_size, batch_size, _seed=seed))
     x = tensor(x, "get_batch's x", shape=(batch_size, block_size), dtype=torch.int64)
+    if isinstance(y, torch.Tensor) and isinstance(x, torch.Tensor) and y.shape != x.shape:
+        fail(f"get_batch(data of length {len(data)}, block_size={block_size}, batch_size={batch_size}): x has shape "
+             f"{tuple(x.shape)} but y has shape {tuple(y.shape)}. Hint: y is the same window shifted by one, "
+             "data[i+1:i+block_size+1]: as long as x")
     y = tensor(y, "get_batch's y", shape=(batch_size, block_size), dtype=torch.int64)
     return x, y
 

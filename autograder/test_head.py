@@ -10,7 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checking import close, expect, fail, need, tensor
+from autograder.checking import close, expect, fail, named, need, tensor
 
 PART = "head"
 C, HS, BLOCK = 16, 8, 8
@@ -18,7 +18,8 @@ C, HS, BLOCK = 16, 8, 8
 
 def _head(sub, dropout=0.0, n_embd=C, head_size=HS, block=BLOCK, seed=0):
     need(sub, "Head")
-    return sub.new("Head", n_embd, head_size, block, dropout, _seed=seed).eval()
+    head = sub.new("Head", n_embd, head_size, block, dropout, _seed=seed)
+    return named(head, "Head", n_embd=n_embd, head_size=head_size, block_size=block, dropout=dropout).eval()
 
 
 def test_head_structure(sub):
@@ -116,24 +117,75 @@ def test_head_attention_rows_average_the_past(sub):
 @pytest.mark.parametrize("sizes", [(C, HS), (12, 3), (10, 5)], ids=["hs8", "hs3", "hs5"])
 def test_head_scales_by_head_size(sub, sizes):
     """Scores are scaled by head_size ** -0.5 (not n_embd ** -0.5, nor a constant that fits one
-    head size): with one distinct score s on the diagonal, the weight there is e^s / (e^s + t);
-    s is recovered to 1e-3 (float32 rounding), for three head sizes."""
+    head size), for three head sizes. With one-hot inputs and query = a * [I | 0], row t has score
+    s = a * scale on the diagonal and 0 elsewhere, so the ratio of the diagonal weight to any other
+    nonzero weight of the row is e^s whatever the mask keeps: the scale is measured on its own, and
+    a wrong mask is reported by the mask checks only (one failure per cause). s is recovered to
+    1e-3 (float32 rounding of weights near 1/6 gives about 1e-6)."""
     n_embd, head_size = sizes
     a = 2.0
     wei = _attention_probe(sub, scale_q=a, n_embd=n_embd, head_size=head_size)
     expected_s = a * head_size**-0.5
-    for t in range(1, wei.shape[0]):
-        w = float(wei[t, t])
-        if not 0.0 < w < 1.0:
-            fail(f"attention weight of position {t} on itself is {w:.4g}: expected a softmax weight strictly between 0 and 1")
-        s = torch.log(torch.tensor(w * t / (1 - w), dtype=torch.float64)).item()
-        if abs(s - expected_s) > 1e-3:
-            guesses = {f"head_size ** -0.5 = {head_size ** -0.5:.3f}": a * head_size**-0.5, "no scaling": a,
-                       f"n_embd ** -0.5 = {n_embd ** -0.5:.3f}": a * n_embd**-0.5}
-            named = [k for k, v in guesses.items() if abs(v - s) < 1e-3]
-            fail(f"with n_embd={n_embd}, head_size={head_size} the scores are scaled by {s / a:.4f} (looks like "
-                 f"{named[0] if named else 'something else'}); expected head_size ** -0.5 = {head_size ** -0.5:.4f}. "
-                 "Hint: wei = q @ k.transpose(-2, -1) * head_size ** -0.5, with this head's own head_size")
+    measured = []
+    for t in range(wei.shape[0]):
+        others = [j for j in range(wei.shape[1]) if j != t and float(wei[t, j]) > 1e-6]
+        if float(wei[t, t]) > 1e-6 and others:
+            measured.append(torch.log(torch.tensor(float(wei[t, t]) / float(wei[t, others[0]]), dtype=torch.float64)).item())
+    if not measured:
+        return  # no row holds two nonzero weights: nothing to measure; the mask checks say why
+    s = max(measured, key=lambda v: abs(v - expected_s))
+    if abs(s - expected_s) > 1e-3:
+        guesses = {f"head_size ** -0.5 = {head_size ** -0.5:.3f}": a * head_size**-0.5, "no scaling": a,
+                   f"n_embd ** -0.5 = {n_embd ** -0.5:.3f}": a * n_embd**-0.5}
+        named = [k for k, v in guesses.items() if abs(v - s) < 1e-3]
+        fail(f"Head(n_embd={n_embd}, head_size={head_size}): the scores are scaled by {s / a:.4f} (looks like "
+             f"{named[0] if named else 'something else'}); expected head_size ** -0.5 = {head_size ** -0.5:.4f}. "
+             "Hint: the scale belongs to this head's own head_size (the last dimension of k), "
+             "applied to q @ k^T before the mask and the softmax")
+
+
+def test_head_queries_look_for_keys(sub):
+    """Scores are q_t . k_s (the query of the attending position against the keys of the others),
+    not k_t . q_s: with one-hot inputs, query = 4 * [I | 0] and key = a shift (the key of position s
+    is e_{s+1}), position t's query matches the key of position t - 1, so every position t >= 1
+    gives its largest weight to the previous position (k q^T would look at the future, masked)."""
+    head = _head(sub)
+    state = head.state_dict()
+    for name in ("key", "query", "value"):
+        expect(state.get(f"{name}.weight") is not None, f"Head has no {name} layer: checked by 'structure'")
+    T = 6
+    eye = torch.zeros(HS, C)
+    eye[:, :HS] = torch.eye(HS)
+    shift = torch.zeros(HS, C)
+    shift[torch.arange(1, T), torch.arange(0, T - 1)] = 1.0  # key(e_s) = e_{s+1}
+    state.update({"value.weight": eye, "query.weight": 4.0 * eye, "key.weight": shift})
+    head.load_state_dict(state)
+    x = torch.zeros(1, T, C)
+    x[0, torch.arange(T), torch.arange(T)] = 1.0
+    wei = tensor(head(x), f"Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (1, {T}, {C})",
+                 shape=(1, T, HS))[0, :, :T]
+    for t in range(1, T):
+        if float(wei[t, t - 1]) == 0.0:
+            continue  # the mask hides the previous position: the mask checks report that (one failure per cause)
+        expect(int(wei[t].argmax()) == t - 1,
+               f"with queries that look for the key of the previous position, position {t} gave its largest weight "
+               f"to position {int(wei[t].argmax())}, not to the previous position {t - 1}: the scores must be "
+               "q @ k.transpose(-2, -1) (row t: the query of position t against every key), not k @ q^T")
+
+
+def test_head_values_come_from_value_layer(sub):
+    """The output is a weighted sum of self.value(x): with the value layer zeroed (key and query
+    kept), the output is exactly zero."""
+    head = _head(sub)
+    state = head.state_dict()
+    w = state.get("value.weight")
+    expect(w is not None, "Head has no value layer (expected self.value = nn.Linear(n_embd, head_size, bias=False))")
+    state["value.weight"] = torch.zeros_like(w)
+    head.load_state_dict(state)
+    x = torch.randn(2, 5, C, generator=torch.Generator().manual_seed(8))
+    out = tensor(head(x), f"Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (2, 5, {C})", shape=(2, 5, HS))
+    expect(out.abs().max() == 0, "with self.value's weights set to zero the output is not zero: the output must be "
+           "the attention weights times v = self.value(x) (is v computed with another layer, e.g. self.key?)")
 
 
 def test_head_dropout_only_in_train_mode(sub):

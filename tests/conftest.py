@@ -104,7 +104,8 @@ def bank_grades(request, tmp_path_factory):
     from instructor.grade_class import grade_many
 
     edits = (_collected_edits(request.session, "test_mutants.py", "mutant")
-             + _collected_edits(request.session, "test_alternatives.py", "alternative"))
+             + _collected_edits(request.session, "test_alternatives.py", "alternative")
+             + _collected_edits(request.session, "test_mistakes.py", "mistake"))
     root = tmp_path_factory.mktemp("bank")
     subs = root / "submissions"
     paths: dict[str, Path] = {}

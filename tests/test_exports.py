@@ -114,18 +114,18 @@ def test_exports_lms_written_answers_and_late_penalty(tmp_path):
                       "cat,Cat C,333,cat@x.org,\n"
                       "dov,Dov D,444,dov@x.org,\n")
     maxima = exports.written_maxima()
-    assert maxima == {"written_qk": 1, "written_scale": 1, "written_heads": 1}
+    assert maxima == {"written_qk": 1, "written_scale": 1, "written_heads": 1, "written_baseline": 1}
     written = tmp_path / "written.csv"
-    written.write_text("student,written_qk,written_scale,written_heads\nann,1,0.5,1\nben,1,1,1\n")
+    written.write_text("student,written_qk,written_scale,written_heads,written_baseline\nann,1,0.5,1,1\nben,1,1,1,1\n")
     due = exports.parse_time("2026-12-01T23:59:00")
     paths = exports.export_all(results, tmp_path, roster=exports.read_roster(roster),
                                written=exports.read_written(written, maxima), written_max=maxima, due=due,
                                per_day=Fraction(1, 10), cap=Fraction(1, 2))
     canvas = read(paths[1])
-    assert canvas[0]["Student"].strip() == "Points Possible" and canvas[0]["gpt_lab"] == "9.00"
+    assert canvas[0]["Student"].strip() == "Points Possible" and canvas[0]["gpt_lab"] == "10.00"
     by_id = {r["SIS User ID"]: r for r in canvas[1:]}
-    assert by_id["111"]["Student"] == "Ann A" and by_id["111"]["gpt_lab"] == "9.00"  # 6.5 + 2.5, on time
-    assert by_id["222"]["gpt_lab"] == "7.60"  # (6.5 + 3) less 2 started days late x 10 %
+    assert by_id["111"]["Student"] == "Ann A" and by_id["111"]["gpt_lab"] == "10.00"  # 6.5 + 3.5, on time
+    assert by_id["222"]["gpt_lab"] == "8.40"  # (6.5 + 4) less 2 started days late x 10 %
     assert by_id["333"]["gpt_lab"] == "0.00" and by_id["444"]["gpt_lab"] == ""  # graded 0 / missing
     moodle = {r["Username"]: r for r in read(paths[2])}
     assert moodle["ben"]["Email address"] == "ben@x.org" and "2 day(s) late: -20%" in moodle["ben"]["gpt_lab feedback"]

@@ -1,0 +1,127 @@
+"""The bank of typical student mistakes: the bugs any course sees (shapes, masks, modes, RNG,
+off-by-one, detached losses, missing softmax, wrong dims), one per edit of the reference.
+
+Each mistake says which hint its part's message must contain (``hint``: a piece of the message a
+student reads, naming the likely cause) and whether a visible check catches it (``visible``: the
+student sees it in the notebook's check cell, not only as lost points at grading time).
+tests/test_mistakes.py grades every mistake, asserts both, and asserts that at least 90% of the
+mistakes are caught by a visible check. Mistakes already in the mutant bank are taken from it by
+id (the edit is written once); the others are written here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tests.bank import Edit
+from tests.bank.mutants import ALL_MUTANTS
+
+
+@dataclass(frozen=True)
+class Mistake(Edit):
+    hint: str = ""  # a piece of the message its part must give
+    visible: bool = True  # a visible check (the notebook's check cell) catches it
+
+
+_BY_ID = {m.id: m for m in ALL_MUTANTS}
+
+
+def _known(mutant_id: str, hint: str, visible: bool = True) -> Mistake:
+    m = _BY_ID[mutant_id]
+    return Mistake(f"mk_{m.id}", m.part, m.cell_grade_id, m.old, m.new, m.why, hint=hint, visible=visible)
+
+
+def _new(id: str, part: str, cell: str, old: str, new: str, why: str, hint: str, visible: bool = True) -> Mistake:
+    return Mistake(f"mk_{id}", part, cell, old, new, why, hint=hint, visible=visible)
+
+
+_GB_START = "ix = torch.randint(len(data) - block_size, (batch_size,))"
+_DECODE = ('if isinstance(ids, torch.Tensor):\n            ids = ids.tolist()\n'
+           '        return "".join(self.itos[int(i)] for i in ids)')
+
+MISTAKES: list[Mistake] = [
+    # -- tokenizer ---------------------------------------------------------------------------
+    _known("tok_vocab_unsorted", "sorted"),
+    _known("tok_decode_drops_last", "decode"),
+    _known("tok_unknown_silent", "KeyError"),
+    _new("tok_decode_tensor_keys", "tokenizer", "tokenizer_code", _DECODE,
+         'return "".join(self.itos[i] for i in ids)',
+         "decode looks tensor elements up in itos (a 0-d tensor is not the int key)", "decode"),
+    # -- get_batch: off by one, shapes, RNG ----------------------------------------------------
+    _new("gb_start_past_end", "get_batch", "get_batch_code", _GB_START,
+         "ix = torch.randint(len(data) - block_size + 1, (batch_size,))",
+         "off by one: starts up to len(data) - block_size, so y runs off the data", "ran past the end of the data"),
+    _known("gb_start_range_short", "off-by-one"),
+    _known("gb_targets_not_shifted", "shifted"),
+    _new("gb_targets_shifted_two", "get_batch", "get_batch_code",
+         "y = torch.stack([data[i + 1:i + block_size + 1] for i in ix])",
+         "y = torch.stack([data[i + 2:i + block_size + 2] for i in ix])",
+         "targets shifted by two", "shifted by one"),
+    _known("gb_python_random", "torch.randint"),
+    _known("gb_starts_always_zero", "not random"),
+    # -- bigram --------------------------------------------------------------------------------
+    _known("bigram_ce_unflattened", "(B*T, C)"),
+    _known("bigram_argmax", "sample"),
+    _known("bigram_first_position", "LAST position"),
+    # -- head: masks, scale, softmax, values, dropout -----------------------------------------
+    _known("head_mask_not_sliced", "slice it to the first T rows"),
+    _known("head_masked_fill_discarded", "see the future"),
+    _known("head_mask_with_zero", "see the future"),
+    _known("head_triu_mask", "see the future"),
+    _known("head_mask_after_softmax", "softmax"),
+    _known("head_softmax_dim1", "dim=-1"),
+    _known("head_scale_n_embd", "n_embd ** -0.5"),
+    _known("head_no_scale", "no scaling"),
+    _new("head_values_from_key", "head", "head_code",
+         "v = self.value(x)  # (B, T, hs)", "v = self.key(x)  # (B, T, hs)",
+         "values computed with the key layer", "self.value"),
+    _known("head_values_are_keys", "self.value"),
+    _known("head_functional_dropout", "eval mode"),
+    _new("head_no_dropout", "head", "head_code", "        wei = self.dropout(wei)\n", "",
+         "dropout never applied to the attention weights", "apply self.dropout"),
+    _known("head_qk_swapped", "previous position"),
+    # -- feedforward ---------------------------------------------------------------------------
+    _new("ff_gelu", "feedforward", "feedforward_code", "nn.ReLU(),", "nn.GELU(),",
+         "GELU instead of the contract's ReLU", "GELU"),
+    _new("ff_inner_residual", "feedforward", "feedforward_code",
+         "return self.net(x)  # (B, T, C)", "return x + self.net(x)  # (B, T, C)",
+         "a residual connection inside FeedForward", "belongs in DecoderBlock"),
+    _known("ff_no_relu", "ReLU"),
+    _known("ff_no_dropout", "Dropout"),
+    _known("ff_hidden_n_embd", "4 * n_embd"),
+    # -- decoder_block -------------------------------------------------------------------------
+    _known("block_no_residual_sa", "residual"),
+    _known("block_post_ln", "pre"),
+    _known("block_shared_ln", "ln2"),
+    # -- gpt -----------------------------------------------------------------------------------
+    _new("gpt_arange_block_size", "gpt", "gpt_code",
+         "torch.arange(T, device=idx.device)", "torch.arange(self.block_size, device=idx.device)",
+         "positions 0 .. block_size - 1 whatever T", "torch.arange(T)"),
+    _known("gpt_no_final_ln", "ln_f"),
+    _known("gpt_pos_not_added", "pos_emb"),
+    _known("gpt_ce_unflattened", "(B*T, C)"),
+    # -- generate ------------------------------------------------------------------------------
+    _known("gen_no_crop", "block_size"),
+    _known("gen_raw_logits", "softmax"),
+    _known("gen_softmax_dim0", "softmax"),
+    _known("gen_first_position", "last"),
+    # -- estimate_loss: modes ------------------------------------------------------------------
+    _known("el_no_eval", "model.eval()"),
+    _known("el_left_in_eval", "model.train()"),
+    _new("el_train_inside_loop", "estimate_loss", "estimate_loss_code",
+         "        out[split] = losses.mean().item()\n    model.train()\n",
+         "            model.train()\n        out[split] = losses.mean().item()\n",
+         "model.train() inside the loop: every batch after the first is evaluated in train mode",
+         "model.train()"),
+    _known("el_last_loss", "mean"),
+    # -- train: order of the step, detached losses ---------------------------------------------
+    _known("train_no_zero_grad", "zero_grad"),
+    _known("train_step_before_backward", "backward"),
+    _new("train_detached_loss", "train", "train_code",
+         "_, loss = model(x, y)\n", "_, loss = model(x, y)\n        loss = loss.detach()\n",
+         "the loss detached from the graph before backward", "detached"),
+    _known("train_no_backward", "backward"),
+    _known("train_val_batches", "'train'"),
+    # -- quiz ----------------------------------------------------------------------------------
+    _known("quiz_wrong_answer", "not the right answer", visible=False),
+]
