@@ -66,7 +66,7 @@ def record_unreadable(course: Path, assignment: str, notebook_id: str, student: 
             gb.add_submission(assignment, student)
         submission = gb.find_submission_notebook(notebook_id, assignment, student)
         for grade in submission.grades:
-            grade.auto_score, grade.manual_score, grade.needs_manual_grade = 0, None, False
+            grade.auto_score, grade.manual_score, grade.extra_credit, grade.needs_manual_grade = 0, None, None, False
         gb.db.commit()
     nb = nbformat.read(course / "release" / assignment / f"{notebook_id}.ipynb", as_version=4)
     note = (f"**{GRADER_MARKER}.** This notebook could not be graded: it could not be read as a notebook "

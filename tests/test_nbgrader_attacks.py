@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.nbgrader_attacks.cases import CASES, CONTROLS, FULL
+from tests.nbgrader_attacks.cases import CASES, CONTROLS, MAXIMUM
 
 pytest.importorskip("nbgrader")
 
@@ -118,7 +118,8 @@ def graded(tmp_path_factory):
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         for sid in students:
             sub = gb.find_submission_notebook("gpt_lab", "gpt_lab", sid)
-            scores[sid] = {g.name: (g.auto_score, float(g.max_score)) for g in sub.grades if g.cell.cell_type == "code"}
+            # nbgrader's score of a cell: its auto score plus extra credit (the bonus part's points)
+            scores[sid] = {g.name: (g.score, float(g.max_score)) for g in sub.grades if g.cell.cell_type == "code"}
             waiting[sid] = {g.name for g in sub.grades if g.cell.cell_type == "code" and g.needs_manual_grade}
     return {"root": root, "log": log, "scores": scores, "waiting": waiting, "before": before,
             "after": _digest(guarded)}
@@ -132,7 +133,7 @@ def _total(scores) -> float:
 def test_attack_gets_its_honest_grade(graded, case):
     scores = graded["scores"][case.id]
     assert len(scores) == 12, f"every check cell is graded: {sorted(scores)}"
-    assert sum(m for _, m in scores.values()) == pytest.approx(FULL)
+    assert sum(m for _, m in scores.values()) == pytest.approx(MAXIMUM)  # nbgrader's maximum: the bonus is not in it
     assert _total(scores) == pytest.approx(case.expected, abs=1e-9), f"{case.why}: {scores}"
     assert not graded["waiting"][case.id], "an autograded cell left for a human looks like a blank submission"
     nb = nbformat.read(graded["root"] / "autograded" / case.id / "gpt_lab" / "gpt_lab.ipynb", as_version=4)

@@ -14,6 +14,7 @@ RELEASE = ROOT / "assignment" / "gpt_lab.ipynb"
 RUBRIC = dict(tokenizer=0.5, get_batch=0.25, bigram=0.5, head=1.0, multihead=0.5, feedforward=0.75,
               decoder_block=0.75, gpt=0.5, generate=0.5, estimate_loss=0.25, train=0.5, quiz=0.5)
 GIVEN = {"multihead"}  # complete in the student notebook, still checked
+BONUS = {"bigram"}  # extra credit: counted in the score, never in the maximum
 # the student writes these parts inside one solution cell each (generate lives in the gpt cell)
 SOLUTION_CELLS = {p for p in RUBRIC if p not in GIVEN | {"generate"}}
 
@@ -91,7 +92,9 @@ def test_check_cells_follow_the_convention(release):
         # the whole cell: a self-check, with no hidden region (grades come from the isolated grader)
         assert c.source == f'from autograder.notebook import check\ncheck("{part}", globals())', c.source
         md = c.metadata["nbgrader"]
-        assert md["grade"] and md["locked"] and not md["solution"] and md["points"] == points
+        # one maximum everywhere: a bonus part's cell is worth 0 in nbgrader; its score is extra credit
+        assert md["grade"] and md["locked"] and not md["solution"]
+        assert md["points"] == (0 if part in BONUS else points), (part, md["points"])
         assert c.metadata.get("editable") is False and c.metadata.get("deletable") is False
 
 

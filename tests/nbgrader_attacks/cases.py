@@ -21,7 +21,8 @@ from typing import Callable
 from autograder.report import load_rubric
 
 _RUBRIC = load_rubric()[0]
-FULL = float(sum(_RUBRIC.values()))  # autograded points of the lab (bonus included): nbgrader's autograded cells
+FULL = float(sum(_RUBRIC.values()))  # every autograded point of the lab, the bonus included
+MAXIMUM = float(sum(v for p, v in _RUBRIC.items() if p not in load_rubric()[1]))  # the maximum: no bonus
 # the untouched stubs earn only the part that the student notebook gives complete (MultiHeadAttention)
 STUB = float(_RUBRIC["multihead"])
 
