@@ -2,10 +2,10 @@
 
     cd COURSE && python -m instructor.autograde gpt_lab [--jobs N] [--force] [-- NBGRADER_ARGS...]
 
-nbgrader autogrades one notebook after another. This command first grades every submitted notebook
-with the isolated grader, ``--jobs`` at a time (``instructor.grade_class.grade_many``), into the
-course's results folder, then runs ``nbgrader autograde``, whose ``GradeInSandbox`` preprocessor
-finds each result there instead of grading again. It is the same grading and the same results
+nbgrader autogrades one notebook after another. This command grades every submitted notebook with
+the isolated grader, ``--jobs`` at a time (``instructor.grade_class.grade_many``), into the course's
+results folder, while ``nbgrader autograde`` runs beside it: its ``GradeInSandbox`` preprocessor waits
+for each result there instead of grading again. It is the same grading and the same results
 folder as a plain ``nbgrader autograde``: only the order of the work differs. A rerun grades again
 only what changed (the results are keyed by the submitted file and by the grader and reference).
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from instructor.nbgrader_plugins import GRADER_MARKER, results_dir
+from instructor.nbgrader_plugins import GRADER_MARKER, PREGRADING_ENV, results_dir
 
 
 def submitted_notebooks(course: Path, assignment: str) -> dict[str, dict[str, Path]]:
@@ -91,26 +91,36 @@ def main(argv=None) -> int:
 
     course = Path(args.course).resolve()
     source = course / "source" / args.assignment
-    broken: list[tuple[str, str, str]] = []
-    for notebook_id, paths in submitted_notebooks(course, args.assignment).items():
-        reference = source / f"{notebook_id}.ipynb"
-        bar = Progress(f"grading {notebook_id}")
-        done = grade_many(paths, results_dir(course, args.assignment, notebook_id), jobs=args.jobs,
-                          reference=reference, timeout=args.timeout, force=args.force, start=bar.start,
-                          progress=bar.update)
-        bar.close()
-        pairs = similarity_report(paths, results_dir(course, args.assignment, notebook_id) / SIMILARITY_NAME)
-        print(f"similarity: {sum(p.score >= 0.5 for p in pairs)} pair(s) worth a look in "
-              f"{results_dir(course, args.assignment, notebook_id) / SIMILARITY_NAME}", flush=True)
-        bad = {s: r for s, r in done.items() if r["status"] != "ok"}
-        print(f"{notebook_id}: {len(done)} submissions graded in the sandbox, {len(bad)} with problems", flush=True)
-        broken += [(notebook_id, s, why) for s in bad if (why := unreadable(paths[s]))]
+    classes = submitted_notebooks(course, args.assignment)
+    # links, special files and files that are not notebooks: nbgrader is kept off them (it would follow
+    # a link, block on a FIFO, or fail and leave a blank-looking 0); recorded below with their reason
+    broken = [(nb_id, s, why) for nb_id, paths in classes.items() for s, p in paths.items() if (why := unreadable(p))]
     cmd = [sys.executable, "-m", "nbgrader", "autograde", args.assignment, *args.nbgrader_args]
-    if broken:  # nbgrader would fail on them (or hang on a FIFO): recorded below instead
+    if broken:
         cmd.append("--CourseDirectory.student_id_exclude=" + ",".join(sorted({s for _, s, _ in broken})))
     if args.force:
         cmd.append("--force")
-    rc = subprocess.call(cmd, cwd=course)
+    # nbgrader runs beside the class's grading: each notebook's GradeInSandbox waits for its result
+    # (in the same order), so nbgrader's own work overlaps the grading instead of following it
+    env = {**os.environ, PREGRADING_ENV: str(args.timeout + 120)}
+    nbgrader = subprocess.Popen(cmd, cwd=course, env=env)
+    try:
+        for notebook_id, paths in classes.items():
+            out = results_dir(course, args.assignment, notebook_id)
+            bar = Progress(f"grading {notebook_id}")
+            done = grade_many(paths, out, jobs=args.jobs, reference=source / f"{notebook_id}.ipynb",
+                              timeout=args.timeout, force=args.force, start=bar.start, progress=bar.update,
+                              reports=False)
+            bar.close()
+            bad = sum(r["status"] != "ok" for r in done.values())
+            print(f"{notebook_id}: {len(done)} submissions graded in the sandbox, {bad} with problems", flush=True)
+            pairs = similarity_report(paths, out / SIMILARITY_NAME)
+            print(f"similarity: {sum(p.score >= 0.5 for p in pairs)} pair(s) worth a look in {out / SIMILARITY_NAME}",
+                  flush=True)
+        rc = nbgrader.wait()
+    finally:
+        if nbgrader.poll() is None:
+            nbgrader.kill()
     for notebook_id, student, why in broken:  # nbgrader was kept off these: record why
         record_unreadable(course, args.assignment, notebook_id, student, why)
         print(f"{student}: {notebook_id}.ipynb is not a readable notebook ({why}): recorded as 0 with its reason",

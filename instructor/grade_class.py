@@ -358,6 +358,19 @@ def close_warm_pool() -> None:
         pool.close()
 
 
+def _fresh(entry, digest: str, version: str, json_path: Path) -> bool:
+    """A cache entry still valid for this submission and this grader (and its results file there)."""
+    return bool(entry and entry.get("hash") == digest and entry.get("grader") == version and json_path.exists())
+
+
+def is_graded(student: str, path, out_dir, reference=None) -> bool:
+    """Whether ``grade_many`` would take this student's result from out_dir's cache (nothing to grade)."""
+    out_dir = Path(out_dir)
+    entry = _load_cache(out_dir)["students"].get(student)
+    version = grader_version(Path(reference) if reference is not None else None)
+    return _fresh(entry, submission_hash(Path(path)), version, out_dir / f"{student}.json")
+
+
 def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, reference=None, timeout: float = 300,
                force: bool = False, progress=None, roster=None, start=None, reports: bool = True,
                warm: bool = True) -> dict[str, dict]:
@@ -385,8 +398,7 @@ def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, referen
             raise ValueError(f"student id {student!r} cannot name a file")
         digest = submission_hash(Path(path))
         entry = entries.get(student)
-        if (not force and entry and entry.get("hash") == digest and entry.get("grader") == version
-                and (out_dir / f"{student}.json").exists()):
+        if not force and _fresh(entry, digest, version, out_dir / f"{student}.json"):
             results[student] = {**entry["result"], "cached": True}
         else:
             todo[student] = (Path(path), digest)
@@ -415,7 +427,8 @@ def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, referen
                     save()
                 if progress:
                     progress(result)
-    save()
+    if todo or roster:
+        save()
     if reports:
         data = load_results(results)
         exports.export_all(data, out_dir)
