@@ -1,5 +1,5 @@
 """A class of mixed submissions graded two ways, in the same run: ``instructor.grade_class``
-(parallel, sandboxed) and the nbgrader path (``python -m instructor.autograde``: the same isolated
+(its command line: parallel, sandboxed, warm) and the nbgrader path (``python -m instructor.autograde``: the same isolated
 grading, in parallel, then ``nbgrader autograde`` writing the scores into the gradebook).
 
     python benchmarks/class_grading.py [--students 20] [--jobs 2]
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from instructor.course_init import init  # noqa: E402
 from instructor import class_summary, exports, similarity  # noqa: E402
-from instructor.grade_class import grade_many, load_results  # noqa: E402
+from instructor.grade_class import load_results  # noqa: E402
 
 REFERENCE = ROOT / "solutions" / "gpt_lab.ipynb"
 ASSIGNMENT = ROOT / "assignment" / "gpt_lab.ipynb"
@@ -81,8 +81,13 @@ def main() -> int:
             nbformat.write(notebooks[kind], folder / "gpt_lab.ipynb")
             paths[student] = folder / "gpt_lab.ipynb"
 
-        def by_grade_class():
-            return grade_many(paths, tmp / "grades", jobs=args.jobs, reference=REFERENCE, force=True)
+        def by_grade_class():  # its command line, as an instructor runs it (the nbgrader path is one too)
+            proc = subprocess.run([sys.executable, "-m", "instructor.grade_class", str(course / "submitted"),
+                                   "--assignment", "gpt_lab", "--out", str(tmp / "grades"), "--jobs", str(args.jobs),
+                                   "--reference", str(REFERENCE), "--force"], cwd=ROOT, env=env,
+                                  capture_output=True, text=True)
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+            return {s: {"json": str(tmp / "grades" / f"{s}.json")} for s in paths}
 
         def by_nbgrader():
             proc = subprocess.run([sys.executable, "-m", "instructor.autograde", "gpt_lab", "--jobs", str(args.jobs),
