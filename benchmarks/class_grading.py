@@ -130,7 +130,7 @@ def main() -> int:
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
             for kind in names:
                 student = next(s for s, k in students.items() if k == kind)
-                nb_score = sum(g.auto_score or 0 for g in gb.find_submission_notebook("gpt_lab", "gpt_lab", student).grades
+                nb_score = sum(g.score for g in gb.find_submission_notebook("gpt_lab", "gpt_lab", student).grades
                                if g.cell.cell_type == "code")
                 data = json.loads(Path(results[student]["json"]).read_text())
                 print(f"  {kind:13s} nbgrader {nb_score:.2f}   grade_class {data['score']:.2f}")
