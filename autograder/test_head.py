@@ -131,8 +131,11 @@ def test_head_scales_by_head_size(sub, sizes):
         others = [j for j in range(wei.shape[1]) if j != t and float(wei[t, j]) > 1e-6]
         if float(wei[t, t]) > 1e-6 and others:
             measured.append(torch.log(torch.tensor(float(wei[t, t]) / float(wei[t, others[0]]), dtype=torch.float64)).item())
-    if not measured:
-        return  # no row holds two nonzero weights: nothing to measure; the mask checks say why
+    # a check that cannot measure must not pass (an output of zeros would): no row holding two nonzero
+    # weights means the output is not a weighted average of the values; the rows check says more
+    expect(bool(measured), f"Head(n_embd={n_embd}, head_size={head_size}): the scale could not be measured: no row "
+           "of the attention weights (read through an identity value layer) holds two nonzero weights. Fix "
+           "'attention rows average the past' first")
     s = max(measured, key=lambda v: abs(v - expected_s))
     if abs(s - expected_s) > 1e-3:
         guesses = {f"head_size ** -0.5 = {head_size ** -0.5:.3f}": a * head_size**-0.5, "no scaling": a,
@@ -164,25 +167,35 @@ def test_head_queries_look_for_keys(sub):
     x[0, torch.arange(T), torch.arange(T)] = 1.0
     wei = tensor(head(x), f"Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (1, {T}, {C})",
                  shape=(1, T, HS))[0, :, :T]
+    seen = 0
     for t in range(1, T):
         if float(wei[t, t - 1]) == 0.0:
             continue  # the mask hides the previous position: the mask checks report that (one failure per cause)
+        seen += 1
         expect(int(wei[t].argmax()) == t - 1,
                f"with queries that look for the key of the previous position, position {t} gave its largest weight "
                f"to position {int(wei[t].argmax())}, not to the previous position {t - 1}: the scores must be "
                "q @ k.transpose(-2, -1) (row t: the query of position t against every key), not k @ q^T")
+    expect(seen > 0, "no position gave any weight to the previous position: the output is not a weighted average "
+           "of the values (an output of zeros?). Fix 'attention rows average the past' first")
 
 
 def test_head_values_come_from_value_layer(sub):
-    """The output is a weighted sum of self.value(x): with the value layer zeroed (key and query
-    kept), the output is exactly zero."""
+    """The output is a weighted sum of self.value(x): it is not zero with the head's own weights, and
+    with the value layer zeroed (key and query kept) it is exactly zero."""
     head = _head(sub)
     state = head.state_dict()
     w = state.get("value.weight")
     expect(w is not None, "Head has no value layer (expected self.value = nn.Linear(n_embd, head_size, bias=False))")
+    x = torch.randn(2, 5, C, generator=torch.Generator().manual_seed(8))
+    before = tensor(head(x), f"Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (2, 5, {C})",
+                    shape=(2, 5, HS))
+    # zero output whatever the value layer holds would pass the check below: it must depend on the input first
+    expect(before.abs().max() > 0, "the output is zero for a random input with random weights: it must be the "
+           "attention weights times v = self.value(x)")
+    state = head.state_dict()
     state["value.weight"] = torch.zeros_like(w)
     head.load_state_dict(state)
-    x = torch.randn(2, 5, C, generator=torch.Generator().manual_seed(8))
     out = tensor(head(x), f"Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (2, 5, {C})", shape=(2, 5, HS))
     expect(out.abs().max() == 0, "with self.value's weights set to zero the output is not zero: the output must be "
            "the attention weights times v = self.value(x) (is v computed with another layer, e.g. self.key?)")
