@@ -35,7 +35,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -160,29 +159,9 @@ def rubric_parts() -> list[str]:
 def _kill_tree(proc: subprocess.Popen) -> None:
     """Kill the pytest process, its group, and every descendant (the grader's worker runs in a
     session of its own, so killing the group alone would leave it running)."""
-    try:
-        import psutil
+    from instructor.warm_pool import kill_tree
 
-        descendants = psutil.Process(proc.pid).children(recursive=True)
-    except Exception:  # noqa: BLE001 - psutil missing, or the process already gone
-        descendants = []
-    groups = {proc.pid}
-    for p in descendants:
-        try:
-            groups.add(os.getpgid(p.pid))
-        except OSError:
-            pass
-    for _ in range(2):
-        for g in groups:
-            try:
-                os.killpg(g, signal.SIGKILL)
-            except OSError:
-                pass
-        for p in descendants:
-            try:
-                p.kill()
-            except Exception:  # noqa: BLE001
-                pass
+    kill_tree(proc.pid)
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
