@@ -114,3 +114,12 @@ MHA_FORWARD = (
     "        out = self.dropout(self.proj(out))  # (B, T, C)\n"
     "        return out"
 )
+
+# the reference's estimate_loss body, shared by the mutant and alternative banks
+EL_BODY = (
+    "    out = {}\n    model.eval()\n    for split in (\"train\", \"val\"):\n"
+    "        losses = torch.zeros(eval_iters)\n        for k in range(eval_iters):\n"
+    "            x, y = get_batch_fn(split)\n            _, loss = model(x, y)\n"
+    "            losses[k] = loss.item()\n        out[split] = losses.mean().item()\n"
+    "    model.train()\n    return out"
+)

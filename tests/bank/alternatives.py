@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.bank import EL_BODY as _EL_BODY
 from tests.bank import MHA_FORWARD as _MHA_FORWARD
 from tests.bank import Alternative, Rewrite
 
@@ -174,13 +175,6 @@ _HEAD_BODY = (
     "        wei = self.dropout(wei)\n"
     "        out = wei @ v  # (B, T, T) @ (B, T, hs) -> (B, T, hs)\n"
     "        return out"
-)
-_EL_BODY = (
-    "    out = {}\n    model.eval()\n    for split in (\"train\", \"val\"):\n"
-    "        losses = torch.zeros(eval_iters)\n        for k in range(eval_iters):\n"
-    "            x, y = get_batch_fn(split)\n            _, loss = model(x, y)\n"
-    "            losses[k] = loss.item()\n        out[split] = losses.mean().item()\n"
-    "    model.train()\n    return out"
 )
 _TRAIN_BODY = (
     "    losses = []\n    for _ in range(max_iters):\n        x, y = get_batch_fn(\"train\")\n"

@@ -6,6 +6,7 @@ Each mutant must lose points in its own part (the part of the cell it edits; GPT
 
 from __future__ import annotations
 
+from tests.bank import EL_BODY as _EL_BODY
 from tests.bank import MHA_FORWARD as _MHA_FORWARD
 from tests.bank import Mutant, Rewrite
 
@@ -268,13 +269,6 @@ MUTANTS: list[Mutant] = [  # the default bank is this list minus _EXTRA_IDS belo
 # through, and dodges of the grader's objects; each with a piece of the message its part gives.
 _R = Rewrite
 _GEN_SAMPLE = "idx_next = torch.multinomial(probs, num_samples=1)  # (B, 1) one sample per row"
-_EL_BODY = (
-    "    out = {}\n    model.eval()\n    for split in (\"train\", \"val\"):\n"
-    "        losses = torch.zeros(eval_iters)\n        for k in range(eval_iters):\n"
-    "            x, y = get_batch_fn(split)\n            _, loss = model(x, y)\n"
-    "            losses[k] = loss.item()\n        out[split] = losses.mean().item()\n"
-    "    model.train()\n    return out"
-)
 _GPT_CE = "loss = F.cross_entropy(logits.view(B * T, V), targets.view(B * T))"
 
 NEW_MUTANTS: list = [
