@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import loader, report
+from autograder import i18n, loader, report
 from autograder.checking import PARTS, CheckFailed, explain
 from autograder.submission import LocalSubmission, RemoteSubmission, SubmissionFailure
 
@@ -67,6 +67,9 @@ def pytest_addoption(parser):
     group.addoption("--rubric", default=None, help="points per part (default: autograder/rubric.toml)")
     group.addoption("--time-budget", default=RUN_BUDGET_S, type=float,
                     help=f"wall-clock seconds for the whole submission (default {RUN_BUDGET_S:g})")
+    group.addoption("--lang", default=None,
+                    help="language of the grader's messages: en or es (default: the notebook's own, "
+                         "metadata.gptlab.lang, else English)")
 
 
 class Grading:
@@ -84,6 +87,7 @@ class Grading:
         self._ref = None
         self._ref_error: str | None = None
         self.rubric, self.bonus = {}, set()
+        self.lang = i18n.set_language(config.getoption("lang"))
         try:
             self.rubric, self.bonus = report.load_rubric(config.getoption("rubric"))
             self._setup(config)
@@ -110,6 +114,8 @@ class Grading:
         except (RecursionError, MemoryError, ValueError, TypeError, AttributeError, OSError) as exc:
             self.submission_error = f"reading it failed ({_cause(exc)})"
             return
+        if not config.getoption("lang") and program.lang:
+            self.lang = i18n.set_language(program.lang)
         reference = Path(config.getoption("reference") or DEFAULT_REFERENCE).resolve()
         self.sub = RemoteSubmission(program, device=device, hide=[str(reference)],
                                     budget_s=self.budget_s - (time.monotonic() - self.started))

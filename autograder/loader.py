@@ -55,6 +55,7 @@ class Program:
     path: Path
     cells: list[Cell]
     skipped: list[str] = field(default_factory=list)  # human-readable notes on what was not run
+    lang: str | None = None  # a notebook's language (metadata.gptlab.lang), for the grader's messages
 
 
 def to_python(source: str) -> str:
@@ -156,7 +157,10 @@ def read_notebook_cells(path: Path, text: str) -> Program:
         code = _code_of(number, source, skipped)
         if code is not None:
             cells.append(code)
-    return Program(path, cells, skipped)
+    meta = raw.get("metadata")
+    lab = meta.get("gptlab") if isinstance(meta, dict) else None
+    lang = lab.get("lang") if isinstance(lab, dict) else None
+    return Program(path, cells, skipped, lang=lang if isinstance(lang, str) else None)
 
 
 def decode_module_source(path: Path, data: bytes | str) -> str:
@@ -222,7 +226,7 @@ def definitions_only(program: Program) -> Program:
         kept = [node for node in tree.body if _is_definition(node)]
         if kept:
             cells.append(Cell(cell.number, ast.unparse(ast.Module(body=kept, type_ignores=[]))))
-    return Program(program.path, cells, program.skipped)
+    return Program(program.path, cells, program.skipped, lang=program.lang)
 
 
 class Refused(SubmissionError):

@@ -17,6 +17,7 @@ import warnings
 import inspect
 from fractions import Fraction
 
+from . import i18n
 from .checking import PARTS, explain
 from .report import load_rubric
 
@@ -77,7 +78,15 @@ def run_part(part: str, namespace: dict) -> tuple[list[tuple[str, str]], int]:
 
 
 def check(part: str, namespace: dict) -> Score:
-    """Run a part's visible checks on the notebook's globals: a self-check, never a grade."""
+    """Run a part's visible checks on the notebook's globals: a self-check, never a grade. Its messages
+    are in the notebook's language: the ``LAB_LANGUAGE`` global that a translated notebook's setup cell
+    defines (English without it)."""
+    lang = namespace.get("LAB_LANGUAGE") if isinstance(namespace, dict) else None
+    with i18n.using(lang if isinstance(lang, str) else None):
+        return _check(part, namespace)
+
+
+def _check(part: str, namespace: dict) -> Score:
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r}; parts are {', '.join(PARTS)}")
     # nbgrader gives 0 to a test cell that writes to stderr: keep warnings out of it

@@ -2,6 +2,8 @@
 
     python -m instructor.generate            # (re)write assignment/gpt_lab.ipynb
     python -m instructor.generate --check    # exit 1 if the committed student notebook is out of date
+    python -m instructor.generate --lang es  # the Spanish student notebook, assignment/es/gpt_lab.ipynb
+    python -m instructor.generate --lang es --source-dest PATH   # and the Spanish instructor notebook
 
 It applies nbgrader's own preprocessors, in the order of `nbgrader generate_assignment`, directly on the
 notebook with nbformat (no course directory, no gradebook):
@@ -17,6 +19,10 @@ notebook with nbformat (no course directory, no gradebook):
 * ClearHiddenTests / ClearMarkScheme: `### BEGIN HIDDEN TESTS` / `### BEGIN MARK SCHEME` regions go.
 
 The output is a pure function of the source file: the same source gives a byte-identical notebook.
+
+Another language (``--lang es``): the English source is first translated cell by cell from its translation
+layer, ``solutions/i18n/<lang>.po`` (``instructor/i18n.py``; a missing or stale translation stops the
+generator), then goes through the same preprocessors, with the stubs in that language.
 """
 from __future__ import annotations
 
@@ -31,48 +37,97 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "solutions" / "gpt_lab.ipynb"
 RELEASE = ROOT / "assignment" / "gpt_lab.ipynb"
 
+# what ClearSolutions leaves in a solution region, per language (nbgrader's defaults for English)
+STUBS = {
+    "en": {"code_stub": {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}, "text_stub": "YOUR ANSWER HERE"},
+    "es": {"code_stub": {"python": "# TU CÓDIGO AQUÍ\nraise NotImplementedError()"},
+           "text_stub": "ESCRIBE AQUÍ TU RESPUESTA"},
+}
+
+
+def release_path(lang: str = "en") -> Path:
+    """The committed student notebook of a language: assignment/gpt_lab.ipynb, assignment/<lang>/gpt_lab.ipynb."""
+    return RELEASE if lang == "en" else RELEASE.parent / lang / RELEASE.name
+
 # per-cell metadata that records a run, not the notebook's content
 _VOLATILE_CELL_METADATA = ("execution", "collapsed", "scrolled", "ExecuteTime")
 
 
-def _preprocessors():
+def _preprocessors(lang: str = "en"):
     from nbgrader.preprocessors import (ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions,
                                         ComputeChecksums, LockCells)
-    return [LockCells(), ClearSolutions(), ClearOutput(), ComputeChecksums(), ClearHiddenTests(), ClearMarkScheme()]
+    clear = ClearSolutions(**STUBS[lang]) if lang != "en" else ClearSolutions()
+    return [LockCells(), clear, ClearOutput(), ComputeChecksums(), ClearHiddenTests(), ClearMarkScheme()]
 
 
-def student_notebook(source: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Return the student version of an instructor notebook (the argument is not modified)."""
+def student_notebook(source: nbformat.NotebookNode, lang: str | None = None) -> nbformat.NotebookNode:
+    """Return the student version of an instructor notebook (the argument is not modified). ``lang``
+    (default: the notebook's own, ``metadata.gptlab.lang``, else English) picks the stubs' language."""
+    from instructor.i18n import notebook_language
+
+    lang = lang or notebook_language(source)
     nb = copy.deepcopy(source)
     for cell in nb.cells:
         for key in _VOLATILE_CELL_METADATA:
             cell.metadata.pop(key, None)
     resources: dict = {}
-    for pp in _preprocessors():
+    for pp in _preprocessors(lang):
         nb, resources = pp.preprocess(nb, resources)
     nbformat.validate(nb)
     return nb
 
 
-def render(source_path: Path = SOURCE) -> str:
-    """The student notebook's file content for the source notebook at source_path."""
+def source_notebook(lang: str = "en", source_path: Path = SOURCE) -> nbformat.NotebookNode:
+    """The instructor notebook in ``lang``: the English source, translated for another language."""
     nb = nbformat.read(str(source_path), as_version=4)
-    return nbformat.writes(student_notebook(nb)) + "\n"
+    if lang == "en":
+        return nb
+    from instructor.i18n import translate
+
+    return translate(nb, lang)
+
+
+def render(source_path: Path = SOURCE, lang: str = "en") -> str:
+    """The student notebook's file content for the source notebook at source_path (translated to lang)."""
+    return nbformat.writes(student_notebook(source_notebook(lang, source_path), lang)) + "\n"
+
+
+def render_source(source_path: Path = SOURCE, lang: str = "en") -> str:
+    """The instructor notebook's file content in lang."""
+    return nbformat.writes(source_notebook(lang, source_path)) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m instructor.generate", description=__doc__.split("\n")[0])
     parser.add_argument("--source", type=Path, default=SOURCE, help=f"instructor notebook (default {SOURCE})")
-    parser.add_argument("--dest", type=Path, default=RELEASE, help=f"student notebook (default {RELEASE})")
+    parser.add_argument("--dest", type=Path, default=None,
+                        help=f"student notebook (default {RELEASE}, or assignment/<lang>/gpt_lab.ipynb)")
+    parser.add_argument("--lang", default="en", help="the notebook's language: en (the source's) or es")
+    parser.add_argument("--source-dest", type=Path, default=None,
+                        help="also write the instructor notebook in LANG here (for an nbgrader course)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if DEST is not what SOURCE generates")
     args = parser.parse_args(argv)
+    from instructor.i18n import LANGUAGES, TranslationError
 
-    text = render(args.source)
+    if args.lang != "en" and args.lang not in LANGUAGES:
+        parser.error(f"--lang: en or one of {', '.join(LANGUAGES)}")
+    if args.dest is None:
+        args.dest = release_path(args.lang)
+    try:
+        text = render(args.source, args.lang)
+    except TranslationError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if args.source_dest and not args.check:
+        args.source_dest.parent.mkdir(parents=True, exist_ok=True)
+        args.source_dest.write_text(render_source(args.source, args.lang), encoding="utf-8")
+        print(f"wrote {args.source_dest}")
     if args.check:
         current = args.dest.read_text(encoding="utf-8") if args.dest.exists() else None
         if current != text:
-            print(f"{args.dest} is out of date: run `python -m instructor.generate`", file=sys.stderr)
+            lang = f" --lang {args.lang}" if args.lang != "en" else ""
+            print(f"{args.dest} is out of date: run `python -m instructor.generate{lang}`", file=sys.stderr)
             return 1
         print(f"{args.dest} is up to date")
         return 0

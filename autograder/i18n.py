@@ -1,0 +1,59 @@
+"""The grader's messages in the student's language (gettext, standard library only).
+
+Every message is written once, in English, where it is built: ``_("`{name}` is not defined").format(name=name)``
+(the English text is the message id; named placeholders, filled after the lookup, so a translation can put
+them in its own order). ``_`` looks the text up in ``locale/<lang>/LC_MESSAGES/gptlab.mo`` for the current
+language, English when there is none or the text has no translation. The catalogues are made with Babel by
+``python -m instructor.i18n update`` / ``compile``.
+
+The current language is per process (one grading run, one check cell): ``pytest autograder --lang es``,
+the notebook's ``metadata.gptlab.lang``, or, in a check cell, the notebook's ``LAB_LANGUAGE`` global.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gettext
+from pathlib import Path
+
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+DOMAIN = "gptlab"
+DEFAULT = "en"
+
+_current: list = [DEFAULT, gettext.NullTranslations()]
+
+
+def available() -> tuple[str, ...]:
+    """English and every language with a compiled catalogue."""
+    found = sorted(p.parent.parent.name for p in LOCALE_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.mo"))
+    return (DEFAULT, *found)
+
+
+def set_language(lang: str | None) -> str:
+    """Make ``lang`` the language of the messages (None or an unknown language: English). Returns it."""
+    lang = lang if lang in available() else DEFAULT
+    if lang == DEFAULT:
+        _current[:] = [DEFAULT, gettext.NullTranslations()]
+    else:
+        _current[:] = [lang, gettext.translation(DOMAIN, localedir=str(LOCALE_DIR), languages=[lang])]
+    return lang
+
+
+def language() -> str:
+    return _current[0]
+
+
+@contextlib.contextmanager
+def using(lang: str | None):
+    """The messages in ``lang`` inside the block, the previous language after it."""
+    before = list(_current)
+    set_language(lang)
+    try:
+        yield
+    finally:
+        _current[:] = before
+
+
+def _(message: str) -> str:
+    """The message in the current language (the English text when it has no translation)."""
+    return _current[1].gettext(message)
