@@ -140,11 +140,12 @@ def grader_version(reference: Path | None = None) -> str:
     """Hash of what decides a grade besides the submission: the grader's code, rubric, reference."""
     files = sorted(AUTOGRADER.glob("*.py")) + sorted((AUTOGRADER / "hidden").glob("*.py"))
     files += [p for p in (AUTOGRADER / "rubric.toml", AUTOGRADER / "hidden_manifest.json") if p.exists()]
+    files += sorted(AUTOGRADER.glob("locale/*/LC_MESSAGES/*.mo"))  # the messages' translations
     h = hashlib.sha256(_hash_files(files, base=AUTOGRADER).encode())
     ref = Path(reference or DEFAULT_REFERENCE)
     h.update(b"reference\0" + (ref.read_bytes() if ref.is_file() else b"<none>"))
     # the tampering notes compare with the release and are part of the verdict
-    h.update(b"release\0" + _hash_files([tampering.RELEASE, Path(tampering.__file__)]).encode())
+    h.update(b"release\0" + _hash_files([*tampering.releases(), Path(tampering.__file__)]).encode())
     return h.hexdigest()
 
 
@@ -212,7 +213,7 @@ def _run_grader(cmd: list[str], work: Path, env: dict, log_path: Path, timeout: 
 
 
 def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, timeout: float,
-              parts: list[str], pool=None) -> dict:
+              parts: list[str], pool=None, lang: str | None = None) -> dict:
     """Run the grader on one submission; never raises for a bad submission. The result's
     ``status`` says whether grading finished (ok / error / timeout / missing); ``tampering``
     lists the notes that make the class status ``tampered`` (``extra_data.gptlab`` of the JSON)."""
@@ -228,6 +229,8 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
                "--grade-json", str(result_json)]
         if reference is not None:
             cmd += ["--reference", str(Path(reference).resolve())]
+        if lang:  # the messages' language (without it: the notebook's own, metadata.gptlab.lang)
+            cmd += ["--lang", lang]
         env = {**os.environ, "TMPDIR": str(work), "PYTHONDONTWRITEBYTECODE": "1"}
         env.setdefault("OMP_NUM_THREADS", "1")  # several graders share the cores: no oversubscription
         log_path = work / "pytest.log"
@@ -352,7 +355,7 @@ def is_graded(student: str, path, out_dir, reference=None) -> bool:
 
 def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, reference=None, timeout: float = 300,
                force: bool = False, progress=None, roster=None, start=None, reports: bool = True,
-               warm: bool = True) -> dict[str, dict]:
+               warm: bool = True, lang: str | None = None) -> dict[str, dict]:
     """Grade every submission (student id -> path), at most ``jobs`` at once; write
     ``<student>.json``, ``grades.csv``, ``canvas.csv``, ``moodle.csv``, ``summary.txt`` and
     ``.cache.json`` in out_dir; return student -> result (status, per-part scores and maxima,
@@ -361,7 +364,8 @@ def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, referen
     submissions to grade before the first one, ``progress(result)`` after each. ``reports=False``:
     only the JSON files and the cache (a caller grading one student of a class, as nbgrader does).
     ``warm``: grading processes forked from a warm zygote (``instructor.warm_pool``) where that works, else
-    (or with ``warm=False``) one fresh ``python -m pytest`` per submission; the grades are the same."""
+    (or with ``warm=False``) one fresh ``python -m pytest`` per submission; the grades are the same.
+    ``lang``: the language of the messages (``pytest autograder --lang``); by default each notebook's own."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = max(1, int(jobs or os.cpu_count() or 1))
@@ -395,7 +399,7 @@ def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, referen
     warm_pool_ = warm_pool(version) if warm and todo else None
     if todo:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(grade_one, s, p, out_dir, reference, timeout, parts, warm_pool_): (s, d)
+            futures = {pool.submit(grade_one, s, p, out_dir, reference, timeout, parts, warm_pool_, lang): (s, d)
                        for s, (p, d) in todo.items()}
             for fut in as_completed(futures):
                 student, digest = futures[fut]
@@ -468,6 +472,8 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
     ap.add_argument("--reference", default=None, help="reference solution (default: solutions/gpt_lab.ipynb)")
     ap.add_argument("--timeout", type=float, default=300.0, help="wall-clock seconds per submission")
+    ap.add_argument("--lang", default=None, help="language of the grader's messages, en or es "
+                                                 "(default: each notebook's own)")
     ap.add_argument("--force", action="store_true", help="regrade even unchanged submissions")
     ap.add_argument("--assignment", default=None, help="nbgrader layout: the assignment folder to grade")
     ap.add_argument("--no-similarity", action="store_true", help="do not write similarity.html")
@@ -489,7 +495,8 @@ def main(argv=None) -> int:
     roster = read_roster_ids(args.roster) if args.roster else None
     bar = Progress()
     results = grade_many(paths, args.out, jobs=args.jobs, reference=args.reference, timeout=args.timeout,
-                         force=args.force, progress=bar.update, roster=roster, start=bar.start, warm=args.warm)
+                         force=args.force, progress=bar.update, roster=roster, start=bar.start, warm=args.warm,
+                         lang=args.lang)
     bar.close()
     cached = sum(r["cached"] for r in results.values())
     counts = class_summary.counts(load_results(results))

@@ -136,7 +136,24 @@ def read_po(path: Path, locale: str | None = None):
     from babel.messages.pofile import read_po as _read
 
     with open(path, "rb") as f:
-        return _read(f, locale=locale, abort_invalid=True)
+        catalog = _read(f, locale=locale, abort_invalid=True)
+    _restore_previous(catalog)
+    return catalog
+
+
+def _restore_previous(catalog) -> None:
+    """Babel writes a fuzzy entry's previous English (``#| msgid "..."``) but reads it back as a translator
+    comment; make it the entry's ``previous_id`` again, so that it survives the next read and write."""
+    from babel.messages.pofile import unescape
+
+    for msg in catalog:
+        lines = [c for c in msg.user_comments if c.startswith("|")]
+        if not lines:
+            continue
+        msg.user_comments = [c for c in msg.user_comments if not c.startswith("|")]
+        text = " ".join(line[1:].strip() for line in lines)
+        previous = "".join(unescape(f'"{piece}"') for piece in re.findall(r'"((?:[^"\\]|\\.)*)"', text))
+        msg.previous_id = [previous]
 
 
 def write_po(catalog, path: Path) -> None:
@@ -144,7 +161,9 @@ def write_po(catalog, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    _write(buf, catalog, width=0, omit_header=False, sort_output=False, include_previous=True,
+    # lines are never wrapped (a huge width): a cell's text keeps its own lines, one PO line each, and a fuzzy
+    # entry's previous English stays on one comment line (Babel wraps comments at the width)
+    _write(buf, catalog, width=10**9, omit_header=False, sort_output=False, include_previous=True,
            ignore_obsolete=False)
     path.write_bytes(buf.getvalue())
 
@@ -244,10 +263,20 @@ def update_notebook(lang: str, source: Path = SOURCE, path: Path | None = None) 
     nb = nbformat.read(str(source), as_version=4)
     path = path or po_path(lang)
     catalog = read_po(path, locale=lang) if path.exists() else Catalog(locale=lang, project=PROJECT)
-    catalog.update(template(nb), no_fuzzy_matching=False, update_header_comment=False)
+    previous = {(m.id, m.context): m.previous_id for m in catalog if m.id and m.previous_id}
+    catalog.update(template(nb), no_fuzzy_matching=False, update_header_comment=False, update_creation_date=False)
     _fuzzy_by_cell_id(catalog)
+    _keep_previous(catalog, previous)
     write_po(catalog, path)
     return problems(nb, catalog)
+
+
+def _keep_previous(catalog, previous: dict) -> None:
+    """Babel's update forgets the previous English of an entry that was already fuzzy: keep it until the
+    translator revises the entry (and removes the fuzzy flag)."""
+    for msg in catalog:
+        if msg.fuzzy and not msg.previous_id and (msg.id, msg.context) in previous:
+            msg.previous_id = previous[(msg.id, msg.context)]
 
 
 def _fuzzy_by_cell_id(catalog) -> None:
@@ -357,7 +386,10 @@ def update_messages(lang: str) -> list[str]:
 
     path = message_po_path(lang)
     catalog = read_po(path, locale=lang) if path.exists() else Catalog(locale=lang, project=PROJECT)
-    catalog.update(extract_messages(), no_fuzzy_matching=False, update_header_comment=False)
+    previous = {(m.id, m.context): m.previous_id for m in catalog if m.id and m.previous_id}
+    catalog.update(extract_messages(), no_fuzzy_matching=False, update_header_comment=False,
+                   update_creation_date=False)
+    _keep_previous(catalog, previous)
     catalog.obsolete.clear()  # a message the code no longer has: its translation goes (git keeps it)
     write_po(catalog, path)
     return message_problems(lang, catalog)

@@ -306,6 +306,8 @@ class GradeInSandbox(NbGraderPreprocessor):
                                 "there and gets 0 for what did not run)").tag(config=True)
     reference = Unicode("", help="the reference solution the hidden checks compare with "
                                  "(default: the course's source notebook)").tag(config=True)
+    lang = Unicode("", help="language of the grader's messages in the check cells, en or es (default: each "
+                            "notebook's own, metadata.gptlab.lang)").tag(config=True)
     results_directory = Unicode("", help="where each student's results JSON is cached (default: "
                                          f"<course>/{RESULTS_FOLDER}/<assignment>/<notebook>)").tag(config=True)
 
@@ -340,7 +342,7 @@ class GradeInSandbox(NbGraderPreprocessor):
         submitted, reference, out_dir = self._paths(assignment_id, notebook_id, student)
         self._wait_for_pregrading(student, submitted, out_dir, reference)
         result = grade_many({student: submitted}, out_dir, jobs=1, reference=reference, timeout=self.timeout,
-                            reports=False)[student]
+                            reports=False, lang=self.lang or None)[student]
         try:
             data = json.loads((out_dir / f"{student}.json").read_text())
         except (OSError, ValueError) as exc:

@@ -19,6 +19,16 @@ REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "assignment" / "gpt_lab.ipynb"
 
 
+def release_of(lang: str) -> Path:
+    """The released notebook of a language (a translated notebook's locked cells hold translated docstrings)."""
+    return RELEASE if lang == "en" else RELEASE.parent / lang / RELEASE.name
+
+
+def releases() -> list[Path]:
+    """Every released notebook: English and its translations."""
+    return [RELEASE, *sorted(RELEASE.parent.glob(f"*/{RELEASE.name}"))]
+
+
 def _source(cell: dict) -> str:
     source = cell.get("source", "")
     if isinstance(source, list):
@@ -54,9 +64,10 @@ def locked_cells(nb: dict) -> dict[str, dict]:
     return found
 
 
-def notes(submission: str | Path, release: str | Path = RELEASE) -> list[str]:
+def notes(submission: str | Path, release: str | Path | None = None) -> list[str]:
     """One line per locked cell that was edited, deleted (or lost its metadata), or whose
-    nbgrader points changed; [] for an untouched notebook, a .py module or an unreadable file."""
+    nbgrader points changed; [] for an untouched notebook, a .py module or an unreadable file.
+    ``release``: by default the released notebook of the submission's language (metadata.gptlab.lang)."""
     try:
         path = loader.find_submission(Path(submission))
     except loader.SubmissionError:
@@ -65,6 +76,12 @@ def notes(submission: str | Path, release: str | Path = RELEASE) -> list[str]:
         return []
     try:
         nb = json.loads(loader.read_bytes_safely(path).decode("utf-8"))
+        if release is None:
+            release = RELEASE
+            meta = nb.get("metadata") if isinstance(nb, dict) else None
+            lang = (meta.get("gptlab") or {}).get("lang") if isinstance(meta, dict) else None
+            if isinstance(lang, str) and lang != "en" and release_of(lang).is_file():
+                release = release_of(lang)
         expected = locked_cells(json.loads(Path(release).read_text(encoding="utf-8")))
     except (OSError, ValueError, RecursionError, loader.SubmissionError):
         return []  # the grader reports an unreadable notebook itself
