@@ -1,8 +1,11 @@
 """The grader's messages in the student's language (gettext, standard library only).
 
-Every message is written once, in English, where it is built: ``_("`{name}` is not defined").format(name=name)``
+Every message is written once, in English, where it is built: ``tr("`{name}` is not defined").format(name=name)``
 (the English text is the message id; named placeholders, filled after the lookup, so a translation can put
-them in its own order). ``_`` looks the text up in ``locale/<lang>/LC_MESSAGES/gptlab.mo`` for the current
+them in its own order). ``tr`` rather than gettext's usual ``_``, which the checks use as a throwaway name
+(``_, loss = model(x, y)``). A message defined before the language is known (a table at module level) is
+marked ``N_("...")`` (for extraction: it returns the text unchanged) and translated where it is used, with
+``translate(text)``. A check's name (``heads are a module list``) is translated with ``check_name(label)``. ``_`` looks the text up in ``locale/<lang>/LC_MESSAGES/gptlab.mo`` for the current
 language, English when there is none or the text has no translation. The catalogues are made with Babel by
 ``python -m instructor.i18n update`` / ``compile``.
 
@@ -54,6 +57,26 @@ def using(lang: str | None):
         _current[:] = before
 
 
-def _(message: str) -> str:
+def tr(message: str) -> str:
     """The message in the current language (the English text when it has no translation)."""
     return _current[1].gettext(message)
+
+
+def N_(message: str) -> str:  # noqa: N802 - gettext's name for "mark for translation, translate later"
+    """Mark a message for extraction, untranslated (it is translated later, with ``translate``)."""
+    return message
+
+
+def translate(message: str) -> str:
+    """A message marked with ``N_`` (or a check's docstring-free label), in the current language."""
+    return _current[1].gettext(message)
+
+
+CHECK_CONTEXT = "check name"
+
+
+def check_name(label: str) -> str:
+    """A check's name (its function name less ``test_<part>_``, underscores as spaces) in the current
+    language; a parametrised check keeps its ``[case]`` suffix untranslated."""
+    base, bracket, rest = label.partition(" [")
+    return _current[1].pgettext(CHECK_CONTEXT, base) + (bracket + rest if bracket else "")

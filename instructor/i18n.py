@@ -25,7 +25,7 @@ not given), and one line the generator adds at the end of the setup cell, ``LAB_
 parity test allows.
 
 **The grader's messages** are gettext messages, English the ``msgid``, written once in the code as
-``_("... {name} ...").format(name=...)`` (``autograder/i18n.py``). ``update`` extracts them with Babel
+``tr("... {name} ...").format(name=...)`` (``autograder/i18n.py``). ``update`` extracts them with Babel
 (``babel.messages.extract``) into ``autograder/locale/<lang>/LC_MESSAGES/gptlab.po``; ``compile`` writes the
 ``.mo`` next to it, which the standard library's ``gettext`` reads at grading time (Babel is needed only to
 extract and compile, never to grade).
@@ -301,7 +301,7 @@ def message_mo_path(lang: str) -> Path:
     return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.mo"
 
 
-KEYWORDS = {"_": None}
+KEYWORDS = {"tr": None, "N_": None}
 
 
 def extract_messages():
@@ -314,23 +314,46 @@ def extract_messages():
                              comment_tags=("TRANSLATORS:",), strip_comment_tags=True)
     for filename, lineno, message, comments, context in found:
         cat.add(message, locations=[(f"autograder/{filename}", lineno)], auto_comments=comments, context=context)
+    for label, where in check_labels():
+        cat.add(label, locations=[where], context="check name",
+                auto_comments=["the name of a check, as the reports show it"])
     return cat
 
 
+def check_labels() -> list:
+    """The checks' names (``test_<part>_<label>`` -> ``<label>`` with spaces), from the check modules."""
+    import ast
+
+    sys.path.insert(0, str(ROOT))
+    from autograder.checking import PARTS
+
+    found = []
+    for path in sorted((ROOT / "autograder").rglob("test_*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.FunctionDef):
+                part = next((p for p in sorted(PARTS, key=len, reverse=True)
+                             if node.name.startswith(f"test_{p}_")), None)
+                if part:
+                    found.append((node.name.removeprefix(f"test_{part}_").replace("_", " "),
+                                  (str(path.relative_to(ROOT)), node.lineno)))
+    return found
+
+
 def untranslatable_calls() -> list[str]:
-    """``_(...)`` calls whose argument is not one plain string literal (an f-string, a variable, a
-    concatenation): gettext could not find their translation. One line each."""
+    """``tr(...)`` / ``N_(...)`` calls whose argument is not one plain string literal (an f-string, a variable,
+    a concatenation): gettext could not find their translation. One line each."""
     import ast
 
     found = []
     for path in sorted((ROOT / "autograder").rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_":
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in KEYWORDS:
                 ok = len(node.args) == 1 and isinstance(node.args[0], ast.Constant) \
                      and isinstance(node.args[0].value, str)
                 if not ok:
-                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: _() of something else than a string literal")
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.func.id}() of something else than "
+                                 "a string literal")
     return found
 
 
