@@ -30,7 +30,7 @@ _recorded: dict[str, dict] = {}
 
 def rubric_key() -> str:
     """What the scores depend on besides the verdicts: the points of every part."""
-    from autograder.report import load_rubric
+    from autograder.engine.report import load_rubric
 
     points, bonus = load_rubric()
     return hashlib.sha256(json.dumps([sorted((p, str(v)) for p, v in points.items()), sorted(bonus)])
