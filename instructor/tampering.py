@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from autograder import loader
+from autograder.engine import load as loader
 
 REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "assignment" / "gpt_lab.ipynb"
@@ -69,7 +69,7 @@ def notes(submission: str | Path, release: str | Path | None = None) -> list[str
     nbgrader points changed; [] for an untouched notebook, a .py module or an unreadable file.
     ``release``: by default the released notebook of the submission's language (metadata.gptlab.lang)."""
     try:
-        path = loader.find_submission(Path(submission))
+        path = loader.locate_submission(Path(submission))
     except loader.SubmissionError:
         return []
     if path.suffix != ".ipynb":
