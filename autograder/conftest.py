@@ -24,6 +24,7 @@ import pytest
 from autograder.engine import load as loader
 from autograder.engine import report
 from autograder import i18n
+from autograder.i18n import tr
 from autograder import parts as registry
 from autograder.checks.verdicts import CheckFailed, explain
 from autograder.engine.submission import LocalSubmission, RemoteSubmission, SubmissionFailure
@@ -117,8 +118,11 @@ class Grading:
         except (RecursionError, MemoryError, ValueError, TypeError, AttributeError, OSError) as exc:
             self.submission_error = f"reading it failed ({_cause(exc)})"
             return
-        if not config.getoption("lang") and program.lang:
+        if not config.getoption("lang") and program.lang and program.lang != self.lang:
+            # the notebook's own language: read it again, so that the reader's notes are in it too
             self.lang = i18n.set_language(program.lang)
+            if self.lang != i18n.DEFAULT:
+                program = loader.read_submission(self.path)
         reference = Path(config.getoption("reference") or DEFAULT_REFERENCE).resolve()
         self.sub = RemoteSubmission(program, device=device, hide=[str(reference)],
                                     budget_s=self.budget_s - (time.monotonic() - self.started))
@@ -126,9 +130,9 @@ class Grading:
 
     def submission(self) -> RemoteSubmission:
         if self.fatal:
-            raise CheckFailed(f"not run: {self.fatal}")
+            raise CheckFailed(tr("not run: {cause}").format(cause=self.fatal))
         if self.submission_error:
-            raise CheckFailed(f"the submission could not be read: {self.submission_error}")
+            raise CheckFailed(tr("the submission could not be read: {cause}").format(cause=self.submission_error))
         if not self.sub.loaded:
             self.sub.load()
         return self.sub
@@ -218,7 +222,7 @@ def pytest_collection_modifyitems(session, config, items):
 def sub(request):
     grading: Grading = request.config._gptlab
     if grading.fatal is None and time.monotonic() - grading.started > grading.budget_s:
-        raise CheckFailed(f"not run: the grading run's {grading.budget_s:g} s budget was spent")
+        raise CheckFailed(tr("not run: the grading run's {seconds:g} s budget was spent").format(seconds=grading.budget_s))
     submission = grading.submission()
     deaths = len(submission.deaths)
     try:
@@ -286,7 +290,7 @@ def _record(item, call, rep) -> None:
         return
     grading: Grading = item.config._gptlab
     hidden = _hidden(item)
-    name = item.originalname.removeprefix(f"test_{part}_").replace("_", " ")
+    name = i18n.check_name(item.originalname.removeprefix(f"test_{part}_").replace("_", " "))
     callspec = getattr(item, "callspec", None)
     if callspec is not None:
         name += f" [{callspec.id}]"
@@ -295,7 +299,7 @@ def _record(item, call, rep) -> None:
     elif rep.failed:
         exc = _unwrap(call.excinfo.value) if call.excinfo is not None else None
         if isinstance(exc, MemoryError):
-            message = "the grading process ran out of memory reading this check's answers"
+            message = tr("the grading process ran out of memory reading this check's answers")
         else:
             try:
                 message = explain(exc) if exc is not None else "failed"
@@ -324,47 +328,46 @@ def _results(grading: Grading):
 
 def _cause_of_nothing(grading: Grading) -> str:
     return (getattr(grading, "internal_error", None) or grading.fatal or
-            (f"the submission could not be read: {grading.submission_error}" if grading.submission_error else "")
-            or "no check ran (see the grader's notes)")
+            (tr("the submission could not be read: {cause}").format(cause=grading.submission_error)
+             if grading.submission_error else "")
+            or tr("no check ran (see the grader's notes)"))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     grading: Grading = getattr(config, "_gptlab", None)
     if grading is None:
         return
-    tr = terminalreporter
     try:
-        _summary(tr, grading)
+        _summary(terminalreporter, grading)
     except Exception as exc:  # noqa: BLE001
-        tr.write_line(f"the grade table could not be written: {_cause(exc)} (results.json is)")
+        terminalreporter.write_line(f"the grade table could not be written: {_cause(exc)} (results.json is)")
 
 
-def _summary(tr, grading: Grading) -> None:
+def _summary(out, grading: Grading) -> None:
     parts = _results(grading)
-    tr.section("gpt-lab grade")
-    tr.write_line(f"submission: {grading.path}")
+    out.section(tr("gpt-lab grade"))
+    out.write_line(tr("submission: {path}").format(path=grading.path))
     if grading.fatal:
-        tr.write_line(f"not graded: {grading.fatal}")
+        out.write_line(tr("not graded: {cause}").format(cause=grading.fatal))
     if grading.submission_error:
-        tr.write_line(f"could not be read: {grading.submission_error}")
+        out.write_line(tr("could not be read: {cause}").format(cause=grading.submission_error))
     if grading.sub is not None and grading.sub.loaded:
         bad = [c for c in grading.sub.report.cells if not c.ok and c.error_type != "NotImplementedError"]
         for c in bad[:5]:
-            tr.write_line(f"note: cell {c.number} failed while loading: {c.error_type}: {c.message}")
+            out.write_line(tr("note: cell {number} failed while loading: {kind}: {message}")
+                           .format(number=c.number, kind=c.error_type, message=c.message))
         if len(bad) > 5:
-            tr.write_line(f"note: {len(bad) - 5} more cells failed while loading")
+            out.write_line(tr("note: {count} more cells failed while loading").format(count=len(bad) - 5))
     for note in _notes(grading):
         if not note.startswith("cell "):
-            tr.write_line(f"note: {note}")
-    tr.write_line("")
-    tr.write_line(report.table(parts))
+            out.write_line(tr("note: {note}").format(note=note))
+    out.write_line("")
+    out.write_line(report.table(parts))
     pending = sum(p.pending for p in parts)
     if pending:
         points = sum((p.pending_points() for p in parts), 0)
-        tr.write_line(
-            f"{pending} hidden checks worth {float(points):.2f} points run at grading time "
-            "(the scores above count them as not yet earned)"
-        )
+        out.write_line(tr("{count} hidden checks worth {points:.2f} points run at grading time "
+                          "(the scores above count them as not yet earned)").format(count=pending, points=float(points)))
 
 
 def _notes(grading: Grading) -> list[str]:
@@ -372,7 +375,7 @@ def _notes(grading: Grading) -> list[str]:
     if grading.sub is not None:
         notes += grading.sub.report.notes
         for what, why in grading.sub.deaths[:5]:
-            notes.append(f"the submission's process died while running {what}: {why}")
+            notes.append(tr("the submission's process died while running {what}: {why}").format(what=what, why=why))
     return notes
 
 
@@ -385,12 +388,13 @@ def _write_report(grading: Grading, config) -> list:
             grading.sub.close()
         parts = _results(grading)
         if path:
-            lines = [f"cell {c.number}: {c.error_type}: {c.message}" for c in
-                     (grading.sub.report.cells if grading.sub and grading.sub.loaded else []) if not c.ok]
-            extra = [f"not graded: {grading.fatal}"] if grading.fatal else []
-            extra += [f"could not be read: {grading.submission_error}"] if grading.submission_error else []
+            lines = [tr("cell {number}: {kind}: {message}").format(number=c.number, kind=c.error_type, message=c.message)
+                     for c in (grading.sub.report.cells if grading.sub and grading.sub.loaded else []) if not c.ok]
+            extra = [tr("not graded: {cause}").format(cause=grading.fatal)] if grading.fatal else []
+            extra += ([tr("could not be read: {cause}").format(cause=grading.submission_error)]
+                      if grading.submission_error else [])
             data = report.gradescope_json(parts, "\n".join(extra + _notes(grading) + lines[:20]),
-                                          not_run=f"not run: {_cause_of_nothing(grading)}")
+                                          not_run=tr("not run: {cause}").format(cause=_cause_of_nothing(grading)))
             report.write_json(path, data)
     except BaseException as exc:  # noqa: BLE001 - the last resort: a zero report naming the cause
         if path:

@@ -18,6 +18,7 @@ from fractions import Fraction
 
 from autograder import i18n, parts
 from autograder.checks.verdicts import explain
+from autograder.i18n import tr
 
 
 class Score(float):
@@ -59,7 +60,8 @@ def check(part: str, namespace: dict) -> Score:
 
 def _check(part: str, namespace: dict) -> Score:
     if part not in parts.PARTS:
-        raise ValueError(f"unknown part {part!r}; parts are {', '.join(parts.PARTS)}")
+        raise ValueError(tr("unknown part {part}; parts are {parts}").format(part=repr(part),
+                                                                             parts=", ".join(parts.PARTS)))
     # nbgrader gives 0 to a test cell that writes to stderr: keep warnings out of it
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
@@ -68,9 +70,14 @@ def _check(part: str, namespace: dict) -> Score:
     pending = parts.hidden_counts().get(part, 0)
     passed = sum(1 for _, message in results if not message)
     for name, message in results:
-        print(f"  [{'PASS' if not message else 'FAIL'}] {part}: {name}" + (f"\n         {message}" if message else ""))
+        print(f"  [{'PASS' if not message else 'FAIL'}] {part}: {i18n.check_name(name)}"
+              + (f"\n         {message}" if message else ""))
     score = points * passed / (total + pending) if total + pending else Fraction(0)
-    more = f"; {pending} hidden check{'s' if pending != 1 else ''} run{'s' if pending == 1 else ''} at grading time" if pending else ""
-    print(f"{part}: {passed}/{total} visible checks passed{more}: "
-          f"{float(score):.2f} of {float(points):.2f} points so far (a self-check: the autograder grades)")
+    more = ""
+    if pending:
+        more = (tr("; 1 hidden check runs at grading time") if pending == 1 else
+                tr("; {count} hidden checks run at grading time").format(count=pending))
+    print(tr("{part}: {passed}/{total} visible checks passed{more}: {score:.2f} of {points:.2f} points so far "
+             "(a self-check: the autograder grades)").format(part=part, passed=passed, total=total, more=more,
+                                                            score=float(score), points=float(points)))
     return Score(float(score))

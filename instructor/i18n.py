@@ -325,7 +325,7 @@ def check_labels() -> list:
     import ast
 
     sys.path.insert(0, str(ROOT))
-    from autograder.checking import PARTS
+    from autograder.parts import PARTS
 
     found = []
     for path in sorted((ROOT / "autograder").rglob("test_*.py")):
@@ -354,6 +354,36 @@ def untranslatable_calls() -> list[str]:
                 if not ok:
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.func.id}() of something else than "
                                  "a string literal")
+    return found
+
+
+def format_mismatches(folder: Path | None = None) -> list[str]:
+    """``tr("...").format(...)`` calls whose keyword arguments are not exactly the message's placeholders
+    (a placeholder without a value raises KeyError when the message is built; a value without a
+    placeholder is a message that lost a detail). One line each."""
+    import ast
+
+    found = []
+    folder = Path(folder) if folder is not None else ROOT / "autograder"
+    for path in sorted(folder.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        formatted = set()
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
+                    and isinstance(node.func.value, ast.Call) and isinstance(node.func.value.func, ast.Name)
+                    and node.func.value.func.id == "tr" and node.func.value.args
+                    and isinstance(node.func.value.args[0], ast.Constant)):
+                formatted.add(id(node.func.value))
+                want = set(placeholders(node.func.value.args[0].value))
+                got = {kw.arg for kw in node.keywords}
+                if want != got or node.args:
+                    found.append(f"{path.name}:{node.lineno}: placeholders {sorted(want)}, "
+                                 f"arguments {sorted(g for g in got if g)}")
+        for node in ast.walk(tree):  # a message with placeholders must be formatted where it is translated
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "tr"
+                    and id(node) not in formatted and node.args and isinstance(node.args[0], ast.Constant)
+                    and placeholders(node.args[0].value)):
+                found.append(f"{path.name}:{node.lineno}: placeholders but no .format()")
     return found
 
 
@@ -440,7 +470,7 @@ def main(argv=None) -> int:
     else:
         nb = nbformat.read(str(SOURCE), as_version=4)
         nb_todo = problems(nb, read_po(po_path(lang), locale=lang)) if po_path(lang).exists() else ["no catalogue"]
-        msg_todo = message_problems(lang) + untranslatable_calls()
+        msg_todo = message_problems(lang) + untranslatable_calls() + format_mismatches()
     for what, todo in (("notebook", nb_todo), ("messages", msg_todo)):
         print(f"{what}: {len(todo)} to translate or revise")
         for line in todo:

@@ -130,6 +130,7 @@ def test_new_english_cell_without_translation_fails(english):
 def test_every_message_has_a_current_translation():
     assert i18n.message_problems(LANG) == []
     assert i18n.untranslatable_calls() == []
+    assert i18n.format_mismatches() == []
     assert len([m for m in i18n.extract_messages() if m.id]) > 100
 
 
@@ -150,6 +151,14 @@ def test_message_checks_can_fail():
     assert len(found) == 3, found
     assert any("stale" in f for f in found) and any("placeholders" in f for f in found) \
         and any("no translation" in f for f in found)
+
+
+def test_format_check_can_fail(tmp_path):
+    (tmp_path / "m.py").write_text('fail(tr("got {got}, expected {expected}").format(got=1))\n'
+                                   'fail(tr("no value for {this}"))\n'
+                                   'fail(tr("fine {x:.2f}").format(x=1.0))\n')
+    found = i18n.format_mismatches(tmp_path)
+    assert len(found) == 2 and found[0].startswith("m.py:1:") and found[1].startswith("m.py:2:")
 
 
 def test_messages_switch_language():

@@ -12,6 +12,7 @@ import torch
 from autograder.checks.verdicts import expect, fail, tensor
 from autograder.checks.standins import markov_table
 from autograder.engine.wire import Global
+from autograder.i18n import tr
 
 VOCAB = 6
 SEED = 7
@@ -46,17 +47,20 @@ def generate(sub, cls, block_size, idx, new, seed=0, mode="markov"):
     model = oracle(sub, cls, block_size, mode)
     out = model.call("generate", idx, new, _seed=seed, _values={"block_size": block_size})
     B, T = idx.shape
-    out = tensor(out, f"{cls}.generate(idx of shape {tuple(idx.shape)}, max_new_tokens={new})",
+    out = tensor(out, tr("{cls}.generate(idx of shape {shape}, max_new_tokens={new})")
+                       .format(cls=cls, shape=tuple(idx.shape), new=new),
                  shape=(B, T + new), dtype=torch.int64)
-    expect(bool(((out >= 0) & (out < VOCAB)).all()), f"generate produced token ids outside 0..{VOCAB - 1}")
+    expect(bool(((out >= 0) & (out < VOCAB)).all()), tr("generate produced token ids outside 0..{last}")
+                                                      .format(last=VOCAB - 1))
     return model, out
 
 
 def check_keeps_prompt(sub, cls, block_size):
     idx = prompt(3, 2, seed=1)
     _, out = generate(sub, cls, block_size, idx, 5)
-    expect(torch.equal(out[:, :2], idx), f"the first T columns of generate's output should be the prompt "
-           f"{idx.tolist()}, got {out[:, :2].tolist()}. Hint: append the new tokens (torch.cat on dim 1)")
+    expect(torch.equal(out[:, :2], idx), tr("the first T columns of generate's output should be the prompt {prompt}, got "
+                                           "{got}. Hint: append the new tokens (torch.cat on dim 1)")
+                                          .format(prompt=idx.tolist(), got=out[:, :2].tolist()))
 
 
 def transition_p_value(out: torch.Tensor, start: int) -> tuple[float, str]:
@@ -91,9 +95,11 @@ def check_distribution(sub, cls, block_size):
     _, out = generate(sub, cls, block_size, idx, 6, seed=3)
     p, detail = transition_p_value(out, 3)
     if p < 1e-6:
-        fail(f"the generated tokens do not follow softmax(logits[:, -1, :]) (chi-square p = {p:.2g}): {detail}. "
-             "Hint: take the logits of the LAST position, apply softmax over the vocabulary (dim=-1), then sample "
-             "with torch.multinomial; argmax or raw logits give the wrong distribution")
+        fail(tr("the generated tokens do not follow softmax(logits[:, -1, :]) (chi-square p = "
+               "{p:.2g}): {detail}. Hint: take the logits of the LAST position, apply softmax "
+               "over the vocabulary (dim=-1), then sample with torch.multinomial; argmax or raw "
+               "logits give the wrong distribution")
+              .format(p=p, detail=detail))
 
 
 def check_distribution_one_row(sub, cls, block_size):
@@ -103,8 +109,10 @@ def check_distribution_one_row(sub, cls, block_size):
     _, out = generate(sub, cls, block_size, idx, 600, seed=8)
     p, detail = transition_p_value(out, 1)
     if p < 1e-6:
-        fail(f"with a batch of one row the generated tokens do not follow softmax(logits[:, -1, :]) "
-             f"(chi-square p = {p:.2g}): {detail}. Hint: sample with torch.multinomial for every batch size")
+        fail(tr("with a batch of one row the generated tokens do not follow softmax(logits[:, "
+               "-1, :]) (chi-square p = {p:.2g}): {detail}. Hint: sample with torch.multinomial "
+               "for every batch size")
+              .format(p=p, detail=detail))
 
 
 def check_crop(sub, cls, block_size, length, new):
@@ -120,9 +128,11 @@ def check_crop(sub, cls, block_size, length, new):
         context = out[:, max(0, end - block_size):end]
         want = window_next(context, VOCAB)
         if not torch.equal(out[:, end], want):
-            fail(f"with a prompt of {length} tokens and block_size={block_size}, new token {step} is not the one "
-                 f"that the last block_size tokens {context.tolist()} predict: each step must feed "
-                 "idx[:, -block_size:] (the last block_size tokens) and take the logits of the last position")
+            fail(tr("with a prompt of {length} tokens and block_size={block_size}, new token {step} "
+                   "is not the one that the last block_size tokens {context} predict: each step must "
+                   "feed idx[:, -block_size:] (the last block_size tokens) and take the logits of "
+                   "the last position")
+                  .format(length=length, block_size=block_size, step=step, context=context.tolist()))
 
 
 def check_rng(sub, cls, block_size):
@@ -130,13 +140,13 @@ def check_rng(sub, cls, block_size):
     _, a = generate(sub, cls, block_size, idx, 8, seed=11)
     _, b = generate(sub, cls, block_size, idx, 8, seed=11)
     _, c = generate(sub, cls, block_size, idx, 8, seed=12)
-    expect(torch.equal(a, b), "two generate calls after the same torch.manual_seed gave different tokens: "
-           "sample with torch's global RNG (torch.multinomial)")
-    expect(not torch.equal(a, c), "generate gave the same tokens for two different seeds: it does not sample "
-           "(argmax is greedy decoding, not sampling)")
+    expect(torch.equal(a, b), tr("two generate calls after the same torch.manual_seed gave different tokens: "
+           "sample with torch's global RNG (torch.multinomial)"))
+    expect(not torch.equal(a, c), tr("generate gave the same tokens for two different seeds: it does not sample "
+           "(argmax is greedy decoding, not sampling)"))
 
 
 def check_single_token_prompt(sub, cls, block_size):
     idx = torch.zeros(2, 1, dtype=torch.long)
     _, out = generate(sub, cls, block_size, idx, 4)
-    expect(torch.equal(out[:, :1], idx), "generate from a one-token prompt changed the prompt")
+    expect(torch.equal(out[:, :1], idx), tr("generate from a one-token prompt changed the prompt"))

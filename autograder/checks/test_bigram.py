@@ -5,6 +5,7 @@ import torch.nn.functional as F
 
 from autograder.checks import sampling
 from autograder.checks.verdicts import close, expect, need, number, tensor
+from autograder.i18n import tr
 
 V = 11
 
@@ -15,8 +16,9 @@ def _model(sub):
     state = model.state_dict()
     w = state.get("token_embedding_table.weight")
     expect(w is not None and tuple(w.shape) == (V, V),
-           f"expected token_embedding_table = nn.Embedding(vocab_size, vocab_size) with weight ({V}, {V}), "
-           f"got {None if w is None else tuple(w.shape)}")
+           tr("expected token_embedding_table = nn.Embedding(vocab_size, vocab_size) with "
+             "weight ({V}, {V}), got {got}")
+            .format(V=V, got=None if w is None else tuple(w.shape)))
     return model, w
 
 
@@ -25,11 +27,11 @@ def test_bigram_logits_are_table_rows(sub):
     model, w = _model(sub)
     idx = torch.randint(V, (3, 5), generator=torch.Generator().manual_seed(0))
     out = model(idx)
-    expect(isinstance(out, tuple) and len(out) == 2, "forward should return (logits, loss)")
+    expect(isinstance(out, tuple) and len(out) == 2, tr("forward should return (logits, loss)"))
     logits, loss = out
-    close(tensor(logits, "logits", shape=(3, 5, V)), w[idx], "bigram logits", atol=1e-6,
-          hint="the logits for token i are row i of token_embedding_table")
-    expect(loss is None, f"with targets=None the loss should be None, got {loss!r}")
+    close(tensor(logits, "logits", shape=(3, 5, V)), w[idx], tr("bigram logits"), atol=1e-6,
+          hint=tr("the logits for token i are row i of token_embedding_table"))
+    expect(loss is None, tr("with targets=None the loss should be None, got {got!r}").format(got=loss))
 
 
 def test_bigram_loss_is_mean_cross_entropy(sub):
@@ -39,8 +41,8 @@ def test_bigram_loss_is_mean_cross_entropy(sub):
     idx, targets = torch.randint(V, (3, 5), generator=g), torch.randint(V, (3, 5), generator=g)
     logits, loss = model(idx, targets)
     expected = F.cross_entropy(w[idx].view(-1, V), targets.view(-1))
-    close(torch.tensor(number(loss, "loss")), expected, "bigram loss", atol=1e-5,
-          hint="F.cross_entropy wants (B*T, C) logits and (B*T,) targets: reshape both")
+    close(torch.tensor(number(loss, "loss")), expected, tr("bigram loss"), atol=1e-5,
+          hint=tr("F.cross_entropy wants (B*T, C) logits and (B*T,) targets: reshape both"))
 
 
 def test_bigram_generate_keeps_prompt(sub):

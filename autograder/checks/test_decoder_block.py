@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from autograder.checks.verdicts import close, fail, need, tensor
 from autograder.checks.standins import Probe
+from autograder.i18n import tr
 
 C, NH, BLOCK = 8, 2, 8
 STUBS = {"MultiHeadAttention": "ProbeMultiHead", "FeedForward": "ProbeFeedForward"}
@@ -21,7 +22,7 @@ def _block(sub):
     g = torch.Generator().manual_seed(3)
     for ln in ("ln1", "ln2"):  # non-trivial LayerNorm affine parameters, so each one matters
         if f"{ln}.weight" not in state:
-            fail(f"DecoderBlock has no {ln} (expected nn.LayerNorm(n_embd))")
+            fail(tr("DecoderBlock has no {ln} (expected nn.LayerNorm(n_embd))").format(ln=ln))
         state[f"{ln}.weight"] = 1 + 0.5 * torch.randn(C, generator=g)
         state[f"{ln}.bias"] = 0.5 * torch.randn(C, generator=g)
     block.load_state_dict(state)
@@ -53,5 +54,5 @@ def test_decoder_block_pre_layernorm_residuals(sub):
     expected = variants.pop("expected")
     hint = next((f"the output matches a block with {name}" for name, v in variants.items()
                  if torch.allclose(got, v, atol=1e-5)), "")
-    close(got, expected, "DecoderBlock output", atol=1e-5,
+    close(got, expected, tr("DecoderBlock output"), atol=1e-5,
           hint=(hint + "; " if hint else "") + "pre-LayerNorm: x = x + self.sa(self.ln1(x)); x = x + self.ffwd(self.ln2(x))")

@@ -9,6 +9,7 @@ process is read, and nothing there can be forged to pass.
 
 from autograder.checks.verdicts import expect, fail, need, number
 from autograder.checks.standins import GRAD_OFFSET, TRAIN_MODE_OFFSET
+from autograder.i18n import tr
 
 VALUES = {"train": [100, 250, 700, 50], "val": [400, 120, 90, 999]}  # loss of batch k = value / 100
 ITERS = 3
@@ -24,8 +25,9 @@ def _run(sub):
     model = sub.make("EvalModel").train()
     batches = sub.make("EvalBatches", VALUES)
     out = sub.call("estimate_loss", model, batches, ITERS)
-    expect(isinstance(out, dict), f"estimate_loss should return a dict, got {type(out).__name__}")
-    expect(set(out) >= {"train", "val"}, f"expected keys 'train' and 'val', got {sorted(out)}")
+    expect(isinstance(out, dict), tr("estimate_loss should return a dict, got {got}")
+                                   .format(got=type(out).__name__))
+    expect(set(out) >= {"train", "val"}, tr("expected keys 'train' and 'val', got {got}").format(got=sorted(out)))
     return model, out
 
 
@@ -52,9 +54,11 @@ def test_estimate_loss_means_per_split(sub):
     _, out = _run(sub)
     for split, want, got, decoded in _splits(out):
         if decoded is None:
-            fail(f"estimate_loss(...)['{split}']: expected {want:.6g} (the mean loss of eval_iters={ITERS} batches "
-                 f"of get_batch_fn('{split}')), got {got:.6g}. Hint: call get_batch_fn(split) once per iteration, "
-                 "average the losses of that split only")
+            fail(tr("estimate_loss(...)['{split}']: expected {expected:.6g} (the mean loss of "
+                   "eval_iters={ITERS} batches of get_batch_fn('{split}')), got {got:.6g}. Hint: "
+                   "call get_batch_fn(split) once per iteration, average the losses of that split "
+                   "only")
+                  .format(split=split, expected=want, ITERS=ITERS, got=got))
 
 
 def test_estimate_loss_eval_mode_without_grad(sub):
@@ -64,19 +68,19 @@ def test_estimate_loss_eval_mode_without_grad(sub):
     in_train = [train for train, _ in decoded_all]
     if any(in_train) and not all(t == ITERS for t in in_train):
         # some batches in eval mode, later ones in train mode: model.train() comes too early
-        fail("only the first batches were evaluated in eval mode, later ones in train mode: model.train() is "
+        fail(tr("only the first batches were evaluated in eval mode, later ones in train mode: model.train() is "
              "called before the evaluation ends (inside a loop?); call model.eval() once before the loops and "
-             "model.train() once after both splits")
+             "model.train() once after both splits"))
     for split, want, got, decoded in _splits(out):
         if decoded is None:  # the means check reports a wrong mean; the mode cannot be read from it
             continue
         train, grad = decoded
-        expect(train == 0, "the model was in train mode during evaluation: call model.eval() before the loop")
-        expect(grad == 0, "autograd was recording during evaluation: keep @torch.no_grad() "
-               "(or use with torch.no_grad():)")
+        expect(train == 0, tr("the model was in train mode during evaluation: call model.eval() before the loop"))
+        expect(grad == 0, tr("autograd was recording during evaluation: keep @torch.no_grad() "
+               "(or use with torch.no_grad():)"))
 
 
 def test_estimate_loss_restores_train_mode(sub):
     """The model is back in train mode afterwards."""
     model, _ = _run(sub)
-    expect(model.get("training") is True, "after estimate_loss the model is still in eval mode: call model.train() at the end")
+    expect(model.get("training") is True, tr("after estimate_loss the model is still in eval mode: call model.train() at the end"))

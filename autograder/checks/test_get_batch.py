@@ -5,22 +5,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autograder.checks.verdicts import chi_square_p, expect, fail, need, tensor
+from autograder.i18n import tr
 
 
 def _batch(sub, data, block_size, batch_size, seed=0):
     x, y = _pair(sub.call("get_batch", data, block_size, batch_size, _seed=seed))
     x = tensor(x, "get_batch's x", shape=(batch_size, block_size), dtype=torch.int64)
     if isinstance(y, torch.Tensor) and isinstance(x, torch.Tensor) and y.shape != x.shape:
-        fail(f"get_batch(data of length {len(data)}, block_size={block_size}, batch_size={batch_size}): x has shape "
-             f"{tuple(x.shape)} but y has shape {tuple(y.shape)}. Hint: y is the same window shifted by one, "
-             "data[i+1:i+block_size+1]: as long as x")
+        fail(tr("get_batch(data of length {length}, block_size={block_size}, "
+               "batch_size={batch_size}): x has shape {x_shape} but y has shape {y_shape}. Hint: y "
+               "is the same window shifted by one, data[i+1:i+block_size+1]: as long as x")
+              .format(length=len(data), block_size=block_size, batch_size=batch_size, x_shape=tuple(x.shape), y_shape=tuple(y.shape)))
     y = tensor(y, "get_batch's y", shape=(batch_size, block_size), dtype=torch.int64)
     return x, y
 
 
 def _pair(value):
     expect(isinstance(value, (tuple, list)) and len(value) == 2,
-           f"get_batch should return a pair (x, y), got {type(value).__name__}")
+           tr("get_batch should return a pair (x, y), got {got}").format(got=type(value).__name__))
     return value
 
 
@@ -33,12 +35,15 @@ def test_get_batch_windows_and_shifted_targets(sub, n, block_size, batch_size):
     for row_x, row_y in zip(x, y):
         i = int(row_x[0]) - 100
         expect(0 <= i <= n - block_size - 1,
-               f"a window starts at index {i}, outside 0..{n - block_size - 1} (len(data)={n}, block_size={block_size})")
+               tr("a window starts at index {i}, outside 0..{last} (len(data)={n}, "
+                 "block_size={block_size})")
+                .format(i=i, last=n - block_size - 1, n=n, block_size=block_size))
         expect(torch.equal(row_x, data[i:i + block_size]),
-               f"x row {row_x.tolist()} is not a contiguous window of the data")
+               tr("x row {row} is not a contiguous window of the data").format(row=row_x.tolist()))
         expect(torch.equal(row_y, data[i + 1:i + block_size + 1]),
-               f"for x = {row_x.tolist()} expected y = {data[i + 1:i + block_size + 1].tolist()}, got {row_y.tolist()}. "
-               "Hint: y is x shifted one position to the right (the next token at each position)")
+               tr("for x = {x} expected y = {expected}, got {got}. Hint: y is x shifted one "
+                 "position to the right (the next token at each position)")
+                .format(x=row_x.tolist(), expected=data[i + 1:i + block_size + 1].tolist(), got=row_y.tolist()))
 
 
 def test_get_batch_uniform_starts(sub):
@@ -51,13 +56,15 @@ def test_get_batch_uniform_starts(sub):
     starts = x[:, 0]
     counts = torch.bincount(starts, minlength=n).double()
     last = n - block_size - 1
-    expect(counts[last] > 0, f"no window ever starts at the last valid index {last} (len(data)={n}, "
-           f"block_size={block_size}). Hint: an off-by-one in the range of starts")
+    expect(counts[last] > 0, tr("no window ever starts at the last valid index {last} (len(data)={n}, "
+                               "block_size={block_size}). Hint: an off-by-one in the range of starts")
+                              .format(last=last, n=n, block_size=block_size))
     probs = torch.zeros(n, dtype=torch.float64)
     probs[: last + 1] = 1.0 / (last + 1)
     p = chi_square_p(counts, probs)
-    expect(p > 1e-6, f"window starts are not uniform over 0..{last}: counts {counts[: last + 1].int().tolist()} "
-           f"(chi-square p = {p:.2g})")
+    expect(p > 1e-6, tr("window starts are not uniform over 0..{last}: counts {counts} (chi-square p = "
+                       "{p:.2g})")
+                      .format(last=last, counts=counts[:last + 1].int().tolist(), p=p))
 
 
 def test_get_batch_uses_torch_rng(sub):
@@ -67,6 +74,6 @@ def test_get_batch_uses_torch_rng(sub):
     a, _ = _batch(sub, data, 8, 16, seed=1)
     b, _ = _batch(sub, data, 8, 16, seed=1)
     c, _ = _batch(sub, data, 8, 16, seed=2)
-    expect(torch.equal(a, b), "two calls after torch.manual_seed(1) gave different batches: "
-           "draw the starts with torch.randint (torch's global RNG), not Python's random or numpy")
-    expect(not torch.equal(a, c), "different torch seeds gave the same batch: the starts are not random")
+    expect(torch.equal(a, b), tr("two calls after torch.manual_seed(1) gave different batches: "
+           "draw the starts with torch.randint (torch's global RNG), not Python's random or numpy"))
+    expect(not torch.equal(a, c), tr("different torch seeds gave the same batch: the starts are not random"))

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from autograder.checks.verdicts import close, expect, need, number, tensor
 from autograder.checks.standins import ProbeBlock
+from autograder.i18n import tr
 
 V, C, NH, NL, BLOCK = 13, 8, 2, 2, 6
 STUBS = {"DecoderBlock": "ProbeBlock"}
@@ -22,9 +23,11 @@ def _gpt(sub):
                 "ln_f.weight": (C,), "ln_f.bias": (C,), "lm_head.weight": (V, C)}
     for name, shape in expected.items():
         got = tuple(state[name].shape) if name in state else None
-        expect(got == shape, f"{name}: expected shape {shape}, got {got}")
+        expect(got == shape, tr("{name}: expected shape {expected}, got {got}")
+                              .format(name=name, expected=shape, got=got))
     blocks = {k.split(".")[1] for k in state if k.startswith("blocks.")}
-    expect(len(blocks) == NL, f"expected {NL} blocks in self.blocks, got {len(blocks)}")
+    expect(len(blocks) == NL, tr("expected {expected} blocks in self.blocks, got {got}")
+                               .format(expected=NL, got=len(blocks)))
     g = torch.Generator().manual_seed(5)
     state["ln_f.weight"] = 1 + 0.5 * torch.randn(C, generator=g)
     state["ln_f.bias"] = 0.5 * torch.randn(C, generator=g)
@@ -48,12 +51,12 @@ def test_gpt_logits(sub):
     for T in (BLOCK, 3, 1):
         idx = torch.randint(V, (2, T), generator=torch.Generator().manual_seed(T))
         out = model(idx)
-        expect(isinstance(out, tuple) and len(out) == 2, "forward should return (logits, loss)")
+        expect(isinstance(out, tuple) and len(out) == 2, tr("forward should return (logits, loss)"))
         logits, loss = out
-        tensor(logits, f"logits for T={T}", shape=(2, T, V))
-        expect(loss is None, f"with targets=None the loss should be None, got {loss!r}")
-        close(logits, _expected_logits(state, idx), f"logits for T={T}", atol=1e-5,
-              hint="x = tok_emb(idx) + pos_emb(torch.arange(T, device=idx.device)); blocks; ln_f; lm_head")
+        tensor(logits, tr("logits for T={T}").format(T=T), shape=(2, T, V))
+        expect(loss is None, tr("with targets=None the loss should be None, got {got!r}").format(got=loss))
+        close(logits, _expected_logits(state, idx), tr("logits for T={T}").format(T=T), atol=1e-5,
+              hint=tr("x = tok_emb(idx) + pos_emb(torch.arange(T, device=idx.device)); blocks; ln_f; lm_head"))
 
 
 def test_gpt_loss(sub):
@@ -65,13 +68,13 @@ def test_gpt_loss(sub):
     for B in (2, 1):
         idx, targets = torch.randint(V, (B, BLOCK), generator=g), torch.randint(V, (B, BLOCK), generator=g)
         out = model(idx, targets)
-        expect(isinstance(out, tuple) and len(out) == 2, "forward should return (logits, loss)")
+        expect(isinstance(out, tuple) and len(out) == 2, tr("forward should return (logits, loss)"))
         logits, loss = out
-        logits = tensor(logits, "logits with targets")
+        logits = tensor(logits, tr("logits with targets"))
         expect(tuple(logits.shape) in ((B, BLOCK, V), (B * BLOCK, V)),
-               f"logits with targets: expected shape {(B, BLOCK, V)} (or flattened {(B * BLOCK, V)}), "
-               f"got {tuple(logits.shape)}")
+               tr("logits with targets: expected shape {expected} (or flattened {shape}), got {got}")
+                .format(expected=(B, BLOCK, V), shape=(B * BLOCK, V), got=tuple(logits.shape)))
         want = F.cross_entropy(logits.reshape(B * BLOCK, V).double(), targets.view(-1))
-        close(torch.tensor(number(loss, "loss")), want.float(), f"loss (batch of {B})", atol=1e-5,
-              hint="the mean cross-entropy of the logits against the targets: "
-                   "F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
+        close(torch.tensor(number(loss, "loss")), want.float(), tr("loss (batch of {B})").format(B=B), atol=1e-5,
+              hint=tr("the mean cross-entropy of the logits against the targets: "
+                   "F.cross_entropy(logits.view(B*T, C), targets.view(B*T))"))

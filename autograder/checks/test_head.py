@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autograder.checks.verdicts import close, expect, fail, named, need, tensor
+from autograder.i18n import tr
 
 C, HS, BLOCK = 16, 8, 8
 
@@ -28,9 +29,12 @@ def test_head_structure(sub):
     state = _head(sub).state_dict()
     for name in ("key", "query", "value"):
         w = state.get(f"{name}.weight")
-        expect(w is not None, f"Head has no {name} layer (expected self.{name} = nn.Linear(n_embd, head_size, bias=False))")
-        expect(tuple(w.shape) == (HS, C), f"Head.{name}.weight: expected shape {(HS, C)}, got {tuple(w.shape)}")
-        expect(f"{name}.bias" not in state, f"Head.{name} should have no bias (bias=False)")
+        expect(w is not None, tr("Head has no {name} layer (expected self.{name} = nn.Linear(n_embd, head_size, "
+                                "bias=False))")
+                               .format(name=name))
+        expect(tuple(w.shape) == (HS, C), tr("Head.{name}.weight: expected shape {expected}, got {got}")
+                                           .format(name=name, expected=(HS, C), got=tuple(w.shape)))
+        expect(f"{name}.bias" not in state, tr("Head.{name} should have no bias (bias=False)").format(name=name))
 
 
 @given(t=st.integers(1, BLOCK), b=st.integers(1, 3))
@@ -38,7 +42,7 @@ def test_head_output_shape(sub, t, b):
     """(B, T, n_embd) -> (B, T, head_size) for every T <= block_size."""
     head = _head(sub)
     x = torch.randn(b, t, C, generator=torch.Generator().manual_seed(t * 10 + b))
-    tensor(head(x), f"Head.forward(x of shape {(b, t, C)})", shape=(b, t, HS))
+    tensor(head(x), tr("Head.forward(x of shape {shape})").format(shape=(b, t, C)), shape=(b, t, HS))
 
 
 LONG_BLOCK = 12  # a block_size other than the other checks' 8, so a mask sized 8 by hand fails
@@ -59,8 +63,10 @@ def test_head_causal(sub, t, cut, seed):
     a, b = tensor(a, "Head.forward", shape=(2, t, HS)), tensor(b, "Head.forward", shape=(2, t, HS))
     if not torch.equal(a[:, : cut + 1], b[:, : cut + 1]):
         pos = int((a[:, : cut + 1] != b[:, : cut + 1]).any(dim=(0, 2)).nonzero()[0])
-        fail(f"position {pos}'s output changed when only positions after {cut} changed: the mask lets a position "
-             "see the future. Hint: masked_fill(tril[:T, :T] == 0, float('-inf')) BEFORE the softmax, and keep its result")
+        fail(tr("position {pos}'s output changed when only positions after {cut} changed: the "
+               "mask lets a position see the future. Hint: masked_fill(tril[:T, :T] == 0, "
+               "float('-inf')) BEFORE the softmax, and keep its result")
+              .format(pos=pos, cut=cut))
 
 
 def test_head_batch_elements_independent(sub):
@@ -77,8 +83,10 @@ def test_head_batch_elements_independent(sub):
         a = tensor(head.call(None, x, _seed=9), "Head.forward", shape=(3, 6, HS))
         b = tensor(head.call(None, x2, _seed=9), "Head.forward", shape=(3, 6, HS))
         expect(torch.equal(a[0], b[0]) and torch.equal(a[2], b[2]),
-               f"in {mode} mode, changing batch element 1 changed the output of another batch element: "
-               "attention must stay within each sequence (batched matmul over (B, T, T), softmax over the last dim)")
+               tr("in {mode} mode, changing batch element 1 changed the output of another batch "
+                 "element: attention must stay within each sequence (batched matmul over (B, T, "
+                 "T), softmax over the last dim)")
+                .format(mode=mode))
 
 
 def _attention_probe(sub, scale_q=0.0, n_embd=C, head_size=HS):
@@ -91,8 +99,9 @@ def _attention_probe(sub, scale_q=0.0, n_embd=C, head_size=HS):
     for name in ("key", "query", "value"):
         w = state.get(f"{name}.weight")
         expect(w is not None and tuple(w.shape) == (head_size, n_embd),
-               f"Head.{name}.weight: expected shape {(head_size, n_embd)}, got {None if w is None else tuple(w.shape)} "
-               f"(self.{name} = nn.Linear(n_embd, head_size, bias=False))")
+               tr("Head.{name}.weight: expected shape {expected}, got {got} (self.{name} = "
+                 "nn.Linear(n_embd, head_size, bias=False))")
+                .format(name=name, expected=(head_size, n_embd), got=None if w is None else tuple(w.shape)))
     eye = torch.zeros(head_size, n_embd)
     eye[:, :head_size] = torch.eye(head_size)
     state.update({"value.weight": eye, "key.weight": eye, "query.weight": scale_q * eye})
@@ -108,9 +117,9 @@ def test_head_attention_rows_average_the_past(sub):
     wei = _attention_probe(sub, scale_q=0.0)
     T = wei.shape[0]
     expected = torch.tril(torch.ones(T, T)) / torch.arange(1, T + 1).unsqueeze(1)
-    close(wei, expected, "attention weights (read through an identity value layer)", atol=1e-6,
-          hint="each row must be a softmax over the keys (dim=-1) of the masked scores: weights >= 0, "
-               "zero on future positions, summing to 1")
+    close(wei, expected, tr("attention weights (read through an identity value layer)"), atol=1e-6,
+          hint=tr("each row must be a softmax over the keys (dim=-1) of the masked scores: weights >= 0, "
+               "zero on future positions, summing to 1"))
 
 
 @pytest.mark.parametrize("sizes", [(C, HS), (12, 3), (10, 5)], ids=["hs8", "hs3", "hs5"])
@@ -132,18 +141,20 @@ def test_head_scales_by_head_size(sub, sizes):
             measured.append(torch.log(torch.tensor(float(wei[t, t]) / float(wei[t, others[0]]), dtype=torch.float64)).item())
     # a check that cannot measure must not pass (an output of zeros would): no row holding two nonzero
     # weights means the output is not a weighted average of the values; the rows check says more
-    expect(bool(measured), f"Head(n_embd={n_embd}, head_size={head_size}): the scale could not be measured: no row "
-           "of the attention weights (read through an identity value layer) holds two nonzero weights. Fix "
-           "'attention rows average the past' first")
+    expect(bool(measured), tr("Head(n_embd={n_embd}, head_size={head_size}): the scale could not be measured: "
+                             "no row of the attention weights (read through an identity value layer) holds "
+                             "two nonzero weights. Fix 'attention rows average the past' first")
+                            .format(n_embd=n_embd, head_size=head_size))
     s = max(measured, key=lambda v: abs(v - expected_s))
     if abs(s - expected_s) > 1e-3:
         guesses = {f"head_size ** -0.5 = {head_size ** -0.5:.3f}": a * head_size**-0.5, "no scaling": a,
                    f"n_embd ** -0.5 = {n_embd ** -0.5:.3f}": a * n_embd**-0.5}
         named = [k for k, v in guesses.items() if abs(v - s) < 1e-3]
-        fail(f"Head(n_embd={n_embd}, head_size={head_size}): the scores are scaled by {s / a:.4f} (looks like "
-             f"{named[0] if named else 'something else'}); expected head_size ** -0.5 = {head_size ** -0.5:.4f}. "
-             "Hint: the scale belongs to this head's own head_size (the last dimension of k), "
-             "applied to q @ k^T before the mask and the softmax")
+        fail(tr("Head(n_embd={n_embd}, head_size={head_size}): the scores are scaled by "
+               "{scale:.4f} (looks like {looks_like}); expected head_size ** -0.5 = {expected:.4f}. "
+               "Hint: the scale belongs to this head's own head_size (the last dimension of k), "
+               "applied to q @ k^T before the mask and the softmax")
+              .format(n_embd=n_embd, head_size=head_size, scale=s / a, looks_like=named[0] if named else 'something else', expected=head_size ** (-0.5)))
 
 
 def test_head_queries_look_for_keys(sub):
@@ -154,7 +165,8 @@ def test_head_queries_look_for_keys(sub):
     head = _head(sub)
     state = head.state_dict()
     for name in ("key", "query", "value"):
-        expect(state.get(f"{name}.weight") is not None, f"Head has no {name} layer: checked by 'structure'")
+        expect(state.get(f"{name}.weight") is not None, tr("Head has no {name} layer: checked by 'structure'")
+                                                         .format(name=name))
     T = 6
     eye = torch.zeros(HS, C)
     eye[:, :HS] = torch.eye(HS)
@@ -164,7 +176,8 @@ def test_head_queries_look_for_keys(sub):
     head.load_state_dict(state)
     x = torch.zeros(1, T, C)
     x[0, torch.arange(T), torch.arange(T)] = 1.0
-    wei = tensor(head(x), f"Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (1, {T}, {C})",
+    wei = tensor(head(x), tr("Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (1, {T}, {C})")
+                           .format(C=C, HS=HS, BLOCK=BLOCK, T=T),
                  shape=(1, T, HS))[0, :, :T]
     seen = 0
     for t in range(1, T):
@@ -172,11 +185,13 @@ def test_head_queries_look_for_keys(sub):
             continue  # the mask hides the previous position: the mask checks report that (one failure per cause)
         seen += 1
         expect(int(wei[t].argmax()) == t - 1,
-               f"with queries that look for the key of the previous position, position {t} gave its largest weight "
-               f"to position {int(wei[t].argmax())}, not to the previous position {t - 1}: the scores must be "
-               "q @ k.transpose(-2, -1) (row t: the query of position t against every key), not k @ q^T")
-    expect(seen > 0, "no position gave any weight to the previous position: the output is not a weighted average "
-           "of the values (an output of zeros?). Fix 'attention rows average the past' first")
+               tr("with queries that look for the key of the previous position, position {t} gave "
+                 "its largest weight to position {argmax}, not to the previous position {previous}: "
+                 "the scores must be q @ k.transpose(-2, -1) (row t: the query of position t "
+                 "against every key), not k @ q^T")
+                .format(t=t, argmax=int(wei[t].argmax()), previous=t - 1))
+    expect(seen > 0, tr("no position gave any weight to the previous position: the output is not a weighted average "
+           "of the values (an output of zeros?). Fix 'attention rows average the past' first"))
 
 
 def test_head_values_come_from_value_layer(sub):
@@ -185,19 +200,21 @@ def test_head_values_come_from_value_layer(sub):
     head = _head(sub)
     state = head.state_dict()
     w = state.get("value.weight")
-    expect(w is not None, "Head has no value layer (expected self.value = nn.Linear(n_embd, head_size, bias=False))")
+    expect(w is not None, tr("Head has no value layer (expected self.value = nn.Linear(n_embd, head_size, bias=False))"))
     x = torch.randn(2, 5, C, generator=torch.Generator().manual_seed(8))
-    before = tensor(head(x), f"Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (2, 5, {C})",
+    before = tensor(head(x), tr("Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (2, 5, {C})")
+                              .format(C=C, HS=HS, BLOCK=BLOCK),
                     shape=(2, 5, HS))
     # zero output whatever the value layer holds would pass the check below: it must depend on the input first
-    expect(before.abs().max() > 0, "the output is zero for a random input with random weights: it must be the "
-           "attention weights times v = self.value(x)")
+    expect(before.abs().max() > 0, tr("the output is zero for a random input with random weights: it must be the "
+           "attention weights times v = self.value(x)"))
     state = head.state_dict()
     state["value.weight"] = torch.zeros_like(w)
     head.load_state_dict(state)
-    out = tensor(head(x), f"Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (2, 5, {C})", shape=(2, 5, HS))
-    expect(out.abs().max() == 0, "with self.value's weights set to zero the output is not zero: the output must be "
-           "the attention weights times v = self.value(x) (is v computed with another layer, e.g. self.key?)")
+    out = tensor(head(x), tr("Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (2, 5, {C})")
+                           .format(C=C, HS=HS, BLOCK=BLOCK), shape=(2, 5, HS))
+    expect(out.abs().max() == 0, tr("with self.value's weights set to zero the output is not zero: the output must be "
+           "the attention weights times v = self.value(x) (is v computed with another layer, e.g. self.key?)"))
 
 
 def test_head_dropout_only_in_train_mode(sub):
@@ -208,9 +225,9 @@ def test_head_dropout_only_in_train_mode(sub):
     a = head.call(None, x, _seed=1)
     b = head.call(None, x, _seed=2)
     expect(torch.equal(a, b) and torch.allclose(a, plain, atol=1e-6),
-           "in eval mode the output changed between calls or differs from dropout=0: use self.dropout = "
-           "nn.Dropout(dropout) (it is off in eval mode), not F.dropout(..., training=True)")
+           tr("in eval mode the output changed between calls or differs from dropout=0: use self.dropout = "
+           "nn.Dropout(dropout) (it is off in eval mode), not F.dropout(..., training=True)"))
     head.train()
     c = head.call(None, x, _seed=1)
-    expect(not torch.allclose(c, plain, atol=1e-6), "in train mode with dropout 0.5 the output equals the "
-           "no-dropout output: apply self.dropout to the attention weights")
+    expect(not torch.allclose(c, plain, atol=1e-6), tr("in train mode with dropout 0.5 the output equals the "
+           "no-dropout output: apply self.dropout to the attention weights"))

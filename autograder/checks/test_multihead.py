@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from autograder.checks.verdicts import close, expect, need, tensor
 from autograder.checks.standins import Probe
 from autograder.engine.submission import SubmissionFailure
+from autograder.i18n import tr
 
 C, NH, HS, BLOCK = 12, 3, 5, 8  # NH * HS = 15 != C, so a projection sized n_embd is caught
 STAND_IN = {"Head": "ProbeHead"}
@@ -67,21 +68,23 @@ def test_multihead_heads_are_a_module_list(sub):
     attrs = mha.attrs()
     modules = {name: (kind, ident) for name, kind, ident in mha.modules()}
     kind = modules.get("heads", (attrs.get("heads"), None))[0]
-    expect(kind == "ModuleList", f"self.heads should be an nn.ModuleList, got {kind}: a Python list hides the "
-           "heads' parameters from the optimiser and from state_dict")
+    expect(kind == "ModuleList", tr("self.heads should be an nn.ModuleList, got {got}: a Python list hides the "
+                                   "heads' parameters from the optimiser and from state_dict")
+                                  .format(got=kind))
     heads = [ident for name, (k, ident) in modules.items() if name.count(".") == 1 and name.startswith("heads.")]
-    expect(len(heads) == NH, f"expected {NH} heads, got {len(heads)}")
-    expect(len(set(heads)) == NH, "the heads are the same module repeated: build a new Head for each "
-           "(a list comprehension), or they share their weights")
+    expect(len(heads) == NH, tr("expected {expected} heads, got {got}").format(expected=NH, got=len(heads)))
+    expect(len(set(heads)) == NH, tr("the heads are the same module repeated: build a new Head for each "
+           "(a list comprehension), or they share their weights"))
 
 
 def test_multihead_projection_shape(sub):
     """proj: Linear(num_heads * head_size, n_embd)."""
     mha = _build(sub)
     w = mha.state_dict().get("proj.weight")
-    expect(w is not None, "MultiHeadAttention has no proj layer")
-    expect(tuple(w.shape) == (C, NH * HS), f"proj.weight: expected shape {(C, NH * HS)} "
-           f"(Linear(num_heads * head_size, n_embd)), got {tuple(w.shape)}")
+    expect(w is not None, tr("MultiHeadAttention has no proj layer"))
+    expect(tuple(w.shape) == (C, NH * HS), tr("proj.weight: expected shape {expected} (Linear(num_heads * head_size, n_embd)), "
+                                             "got {got}")
+                                            .format(expected=(C, NH * HS), got=tuple(w.shape)))
 
 
 def test_multihead_concatenates_heads_then_projects(sub):
@@ -96,5 +99,5 @@ def test_multihead_concatenates_heads_then_projects(sub):
         _, got, state, parts = run_forward(sub, x)
         expected = F.linear(torch.cat(parts, dim=-1), state["proj.weight"], state.get("proj.bias"))
         got = tensor(got, "MultiHeadAttention.forward", shape=(2, T, C))
-        close(got, expected, f"MultiHeadAttention output (T={T})", atol=1e-5,
-              hint="concatenate the heads' outputs on the last dim (channels), then apply proj and dropout")
+        close(got, expected, tr("MultiHeadAttention output (T={T})").format(T=T), atol=1e-5,
+              hint=tr("concatenate the heads' outputs on the last dim (channels), then apply proj and dropout"))

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autograder.checks.verdicts import expect, fail, need
+from autograder.i18n import tr
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\nAll: Speak, speak!\n"
 ALPHABET = sorted(set(TEXT))
@@ -14,7 +15,7 @@ def _ids(value, what):
     if isinstance(value, torch.Tensor) and value.dim() == 1 and not value.is_floating_point():
         value = value.tolist()
     if not isinstance(value, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
-        fail(f"{what} should return a list of ints, got {type(value).__name__}")
+        fail(tr("{what} should return a list of ints, got {got}").format(what=what, got=type(value).__name__))
     return list(value)
 
 
@@ -25,11 +26,14 @@ def test_tokenizer_vocabulary_sorted(sub):
     chars = tok.get("chars")
     if isinstance(chars, str):
         chars = list(chars)
-    expect(isinstance(chars, list), f"tokenizer.chars should be a list of characters, got {type(chars).__name__}")
-    expect(chars == ALPHABET, f"tokenizer.chars: expected the {len(ALPHABET)} distinct characters in sorted order "
-           f"{''.join(ALPHABET)!r}, got {''.join(map(str, chars))!r}")
+    expect(isinstance(chars, list), tr("tokenizer.chars should be a list of characters, got {got}")
+                                     .format(got=type(chars).__name__))
+    expect(chars == ALPHABET, tr("tokenizer.chars: expected the {count} distinct characters in sorted order "
+                                "{names!r}, got {got!r}")
+                               .format(count=len(ALPHABET), names=''.join(ALPHABET), got=''.join(map(str, chars))))
     expect(tok.get("vocab_size") == len(ALPHABET),
-           f"tokenizer.vocab_size: expected {len(ALPHABET)}, got {tok.get('vocab_size')!r}")
+           tr("tokenizer.vocab_size: expected {expected}, got {got!r}")
+            .format(expected=len(ALPHABET), got=tok.get('vocab_size')))
 
 
 def test_tokenizer_encode_is_index_in_vocabulary(sub):
@@ -39,8 +43,9 @@ def test_tokenizer_encode_is_index_in_vocabulary(sub):
     sample = "hear me speak"
     got = _ids(tok.call("encode", sample), "encode")
     expected = [ALPHABET.index(c) for c in sample]
-    expect(got == expected, f"encode({sample!r}): expected {expected}, got {got}. "
-           "Hint: a character's id is its position in the sorted list of characters")
+    expect(got == expected, tr("encode({sample!r}): expected {expected}, got {got}. Hint: a character's id is "
+                              "its position in the sorted list of characters")
+                             .format(sample=sample, expected=expected, got=got))
 
 
 @given(st.text(alphabet=ALPHABET, max_size=40))
@@ -49,11 +54,14 @@ def test_tokenizer_round_trip(sub, s):
     need(sub, "CharTokenizer")
     tok = sub.new("CharTokenizer", TEXT)
     ids = _ids(tok.call("encode", s), "encode")
-    expect(len(ids) == len(s), f"encode({s!r}) returned {len(ids)} ids for {len(s)} characters")
+    expect(len(ids) == len(s), tr("encode({s!r}) returned {ids} ids for {characters} characters")
+                                .format(s=s, ids=len(ids), characters=len(s)))
     back = tok.call("decode", ids)
-    expect(back == s, f"decode(encode({s!r})) gave {back!r}. Hint: decode must join every character, none dropped")
+    expect(back == s, tr("decode(encode({s!r})) gave {back!r}. Hint: decode must join every character, "
+                        "none dropped")
+                       .format(s=s, back=back))
     back = tok.call("decode", torch.tensor(ids, dtype=torch.long))
-    expect(back == s, f"decode of a 1-D tensor of ids gave {back!r} instead of {s!r}")
+    expect(back == s, tr("decode of a 1-D tensor of ids gave {back!r} instead of {s!r}").format(back=back, s=s))
 
 
 def test_tokenizer_unknown_character_raises(sub):
@@ -67,4 +75,6 @@ def test_tokenizer_unknown_character_raises(sub):
         if kind in ("KeyError", "ValueError"):
             return
         raise
-    fail(f"encode('speak#') returned {got!r}: '#' is not in the vocabulary, so it should raise KeyError or ValueError")
+    fail(tr("encode('speak#') returned {got!r}: '#' is not in the vocabulary, so it should "
+           "raise KeyError or ValueError")
+          .format(got=got))

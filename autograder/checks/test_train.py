@@ -7,6 +7,7 @@ hidden check replays a correct loop in the grading process and compares the para
 import torch
 
 from autograder.checks.verdicts import expect, fail, need, number
+from autograder.i18n import tr
 
 V, SEED, LR, ITERS = 7, 3, 0.5, 6
 STREAM = (V, 4, 5, 11)  # vocab, batch, block, seed
@@ -56,36 +57,40 @@ def test_train_step_order(sub):
     next backward (before the forward or after the step: both are right)."""
     model, _, _ = run(sub)
     problem = diagnose(model.get("events"))
-    expect(not problem, problem + ". Each step: optimizer.zero_grad(); logits, loss = model(x, y); "
-           "loss.backward(); optimizer.step()")
+    expect(not problem, problem + tr(". Each step: optimizer.zero_grad(); logits, loss = model(x, y); "
+           "loss.backward(); optimizer.step()"))
 
 
 def test_train_returns_step_losses(sub):
     """A list of max_iters floats: the loss of each step's forward pass, in order (atol 1e-6)."""
     model, _, losses = run(sub)
-    expect(isinstance(losses, list), f"train should return a list of losses, got {type(losses).__name__}")
-    expect(len(losses) == ITERS, f"expected {ITERS} losses (one per step), got {len(losses)}")
+    expect(isinstance(losses, list), tr("train should return a list of losses, got {got}")
+                                      .format(got=type(losses).__name__))
+    expect(len(losses) == ITERS, tr("expected {expected} losses (one per step), got {got}")
+                                  .format(expected=ITERS, got=len(losses)))
     seen = model.get("losses")
     got = [number(v, f"loss {i}") for i, v in enumerate(losses)]
     if isinstance(seen, list) and len(seen) == ITERS:
         for i, (g, s) in enumerate(zip(got, seen)):
             if abs(g - s) > 1e-6:
-                fail(f"loss {i}: the model computed {s:.6g} in that step but train returned {g:.6g}. "
-                     "Hint: append loss.item() of each step's forward pass")
+                fail(tr("loss {i}: the model computed {s:.6g} in that step but train returned {g:.6g}. "
+                       "Hint: append loss.item() of each step's forward pass")
+                      .format(i=i, s=s, g=g))
 
 
 def test_train_draws_train_batches(sub):
     """One get_batch_fn('train') per step, and never the validation split."""
     _, stream, _ = run(sub)
     calls = stream.get("calls")
-    expect(isinstance(calls, list), "could not read the batch calls")
-    expect(all(c == "train" for c in calls), "train drew validation batches: use get_batch_fn('train')")
-    expect(len(calls) == ITERS, f"expected {ITERS} calls of get_batch_fn('train') (one per step), got {len(calls)}")
+    expect(isinstance(calls, list), tr("could not read the batch calls"))
+    expect(all(c == "train" for c in calls), tr("train drew validation batches: use get_batch_fn('train')"))
+    expect(len(calls) == ITERS, tr("expected {expected} calls of get_batch_fn('train') (one per step), got {got}")
+                                 .format(expected=ITERS, got=len(calls)))
 
 
 def test_train_changes_parameters(sub):
     model, _, _ = run(sub)
     before = sub.make("TinyLM", V, SEED).state_dict()
     after = model.state_dict()
-    expect(any(not torch.equal(before[k], after[k]) for k in before), "the parameters did not change: "
-           "call loss.backward() and optimizer.step() in every iteration")
+    expect(any(not torch.equal(before[k], after[k]) for k in before), tr("the parameters did not change: "
+           "call loss.backward() and optimizer.step() in every iteration"))

@@ -13,6 +13,7 @@ import torch
 from hypothesis import HealthCheck, Phase, settings
 
 from autograder.engine.submission import Obj, SubmissionFailure
+from autograder.i18n import N_, tr, translate
 
 # Derandomised: the same submission gets the same examples, so the same grade, on every run.
 settings.register_profile(
@@ -60,12 +61,16 @@ def need(sub, name: str, kind: str = "class") -> None:
         if _is_module(sub):
             cause = (f": the module stopped with {failed[0].error_type}: {failed[0].message}"
                      + (f"\n{failed[0].traceback}" if failed[0].traceback else "")) if failed else ""
-            fail(f"`{name}` is not defined by the module{cause}" if cause else
-                 f"`{name}` is not defined by the module: define it at module level, with this name")
+            fail(tr("`{name}` is not defined by the module{cause}").format(name=name, cause=cause) if cause else
+                 tr("`{name}` is not defined by the module: define it at module level, with this name")
+                  .format(name=name))
         where = f" (cell {failed[0].number} raised {failed[0].error_type}: {failed[0].message})" if failed else ""
-        fail(f"`{name}` is not defined: run its cell, and check the cells above it for errors{where}")
+        fail(tr("`{name}` is not defined: run its cell, and check the cells above it for "
+               "errors{where}")
+              .format(name=name, where=where))
     if kinds[name] != kind:
-        fail(f"`{name}` should be a {kind}, but it is a {kinds[name]}")
+        fail(tr("`{name}` should be a {kind}, but it is a {actual}")
+              .format(name=name, kind=kind, actual=kinds[name]))
 
 
 def named(obj, cls: str, **arguments):
@@ -81,16 +86,18 @@ def tensor(value, what: str, shape=None, dtype=None, finite: bool = True) -> tor
     """``value`` must be a tensor of this shape and dtype (``None`` entries of ``shape`` are free)."""
     if isinstance(value, Obj) or not isinstance(value, torch.Tensor):
         kind = value.handle.type if isinstance(value, Obj) else type(value).__name__
-        fail(f"{what} should return a tensor, got a {kind}")
+        fail(tr("{what} should return a tensor, got a {got}").format(what=what, got=kind))
     if shape is not None:
         ok = len(value.shape) == len(shape) and all(e is None or e == g for e, g in zip(shape, value.shape))
         if not ok:
             want = "(" + ", ".join("*" if e is None else str(e) for e in shape) + ")"
-            fail(f"{what}: expected shape {want}, got {tuple(value.shape)}")
+            fail(tr("{what}: expected shape {expected}, got {got}")
+                  .format(what=what, expected=want, got=tuple(value.shape)))
     if dtype is not None and value.dtype != dtype:
-        fail(f"{what}: expected dtype {dtype}, got {value.dtype}")
+        fail(tr("{what}: expected dtype {expected}, got {got}")
+              .format(what=what, expected=dtype, got=value.dtype))
     if finite and value.is_floating_point() and not torch.isfinite(value).all():
-        fail(f"{what}: the result holds NaN or infinite values")
+        fail(tr("{what}: the result holds NaN or infinite values").format(what=what))
     return value
 
 
@@ -106,7 +113,7 @@ def close(got: torch.Tensor, expected: torch.Tensor, what: str, atol: float, rto
             f"{what}: at index {index} expected {expected.flatten()[worst].item():.6g}, "
             f"got {got.flatten()[worst].item():.6g} (max abs difference {diff.max().item():.3g})"
         )
-        fail(message + (f". Hint: {hint}" if hint else ""))
+        fail(message + (tr(". Hint: {hint}").format(hint=hint) if hint else ""))
 
 
 def number(value, what: str) -> float:
@@ -114,7 +121,8 @@ def number(value, what: str) -> float:
     if isinstance(value, torch.Tensor) and value.dim() == 0:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        fail(f"{what} should be a number, got {type(value).__name__ if not isinstance(value, Obj) else value.handle.type}")
+        fail(tr("{what} should be a number, got {got}")
+              .format(what=what, got=type(value).__name__ if not isinstance(value, Obj) else value.handle.type))
     if not math.isfinite(value):
         fail(f"{what} is {value}")
     return float(value)
@@ -144,47 +152,48 @@ def explain(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, SubmissionFailure):
         if exc.not_implemented:
-            return f"not implemented yet ({exc.what} raised NotImplementedError)"
+            return tr("not implemented yet ({what} raised NotImplementedError)").format(what=exc.what)
         if exc.kind == "Timeout":
-            return f"{exc.what} {exc.message}: an infinite loop, or far too much work?"
+            return tr("{what} {problem}: an infinite loop, or far too much work?").format(what=exc.what,
+                                                                                        problem=exc.message)
         if exc.kind in ("ProcessDied", "ProtocolError", "OutputTooLarge", "Unsendable"):
             return f"{exc.what}: {exc.message}"
-        text = f"{exc.what} raised {exc.kind}: {exc.message}"
+        text = tr("{what} raised {kind}: {message}").format(what=exc.what, kind=exc.kind, message=exc.message)
         hint = likely_cause(exc.what, exc.message)
         if hint:
-            text += f". Hint: {hint}"
+            text += tr(". Hint: {hint}").format(hint=hint)
         if exc.traceback:
             text += "\n" + exc.traceback
         return text
-    return f"the check could not run ({type(exc).__name__}: {str(exc)[:300]})"
+    return tr("the check could not run ({kind}: {detail})").format(kind=type(exc).__name__, detail=str(exc)[:300])
 
 
 # The commonest raw PyTorch errors of each part and their likely cause: (what was called, a piece of
 # the error message, the hint). The first match wins; a message names one cause, where to look.
 _CAUSES = (
     ("get_batch", "stack expects each tensor to be equal size",
-     "a window ran past the end of the data: the starts must lie in 0 .. len(data) - block_size - 1, "
-     "and torch.randint's upper bound is exclusive (look at the line that draws the starts)"),
+     N_("a window ran past the end of the data: the starts must lie in 0 .. len(data) - block_size - 1, "
+     "and torch.randint's upper bound is exclusive (look at the line that draws the starts)")),
     ("Head", "must match the size of tensor",
-     "x has T <= block_size positions but the mask is (block_size, block_size): slice it to the first T rows "
-     "and columns of self.tril (look at the masked_fill line of Head.forward)"),
+     N_("x has T <= block_size positions but the mask is (block_size, block_size): slice it to the first T rows "
+     "and columns of self.tril (look at the masked_fill line of Head.forward)")),
     ("Head", "Expected size for first two dimensions of batch2 tensor",
-     "the attention weights and the values disagree in length: both must cover the same T positions"),
+     N_("the attention weights and the values disagree in length: both must cover the same T positions")),
     ("GPTLanguageModel", "must match the size of tensor",
-     "the position embeddings must cover the T positions of idx: torch.arange(T), not torch.arange(self.block_size) "
-     "(look at the line that computes pos_emb in GPTLanguageModel.forward)"),
+     N_("the position embeddings must cover the T positions of idx: torch.arange(T), not torch.arange(self.block_size) "
+     "(look at the line that computes pos_emb in GPTLanguageModel.forward)")),
     ("GPTLanguageModel", "index out of range in self",
-     "a position index >= block_size reached position_embedding_table (or a token id >= vocab_size the "
-     "token table): positions are torch.arange(T) with T = idx.shape[1]"),
+     N_("a position index >= block_size reached position_embedding_table (or a token id >= vocab_size the "
+     "token table): positions are torch.arange(T) with T = idx.shape[1]")),
     ("train", "does not require grad",
-     "the loss was detached from the graph (.detach(), .item(), or computed under torch.no_grad()) before "
-     "loss.backward(): call backward on the loss that model(x, y) returns"),
+     N_("the loss was detached from the graph (.detach(), .item(), or computed under torch.no_grad()) before "
+     "loss.backward(): call backward on the loss that model(x, y) returns")),
     ("", "Expected target size",
-     "cross_entropy wants logits of shape (B*T, C) and targets of shape (B*T,): view both before the call"),
+     N_("cross_entropy wants logits of shape (B*T, C) and targets of shape (B*T,): view both before the call")),
     ("", "Expected input batch_size",
-     "cross_entropy wants logits of shape (B*T, C) and targets of shape (B*T,): view both before the call"),
+     N_("cross_entropy wants logits of shape (B*T, C) and targets of shape (B*T,): view both before the call")),
     ("", "mat1 and mat2 shapes cannot be multiplied",
-     "a Linear layer received vectors of another size than its in_features: check the sizes given to nn.Linear"),
+     N_("a Linear layer received vectors of another size than its in_features: check the sizes given to nn.Linear")),
 )
 
 
@@ -192,7 +201,7 @@ def likely_cause(what: str, message: str) -> str:
     """The likely cause of a raw PyTorch error raised by the submission, or ""."""
     for called, piece, hint in _CAUSES:
         if what.startswith(called) and piece in message:
-            return hint
+            return translate(hint)
     return ""
 
 
@@ -208,17 +217,22 @@ def transplant(student, reference, what: str) -> None:
     for key, value in want.items():
         if key in got:
             if tuple(got[key].shape) != tuple(value.shape):
-                fail(f"{what}.{key}: expected shape {tuple(value.shape)}, got {tuple(got[key].shape)}")
+                fail(tr("{what}.{key}: expected shape {expected}, got {got}")
+                      .format(what=what, key=key, expected=tuple(value.shape), got=tuple(got[key].shape)))
             mapped[key] = got[key]
         elif is_param(key):
             parts = key.split(".")
             for i in range(1, len(parts)):  # name the outermost attribute that is missing
                 prefix = ".".join(parts[:i])
                 if not any(k.startswith(prefix + ".") for k in got):
-                    fail(f"{what} has no {prefix} (the contract's layout has it): check its name in __init__")
-            fail(f"{what} has no parameter {key} (the contract's layout has it, shape {tuple(value.shape)})")
+                    fail(tr("{what} has no {prefix} (the contract's layout has it): check its name in "
+                           "__init__")
+                          .format(what=what, prefix=prefix))
+            fail(tr("{what} has no parameter {key} (the contract's layout has it, shape {shape})")
+                  .format(what=what, key=key, shape=tuple(value.shape)))
         else:
             mapped[key] = value
     extra = [k for k in got if k not in want and is_param(k)]
-    expect(not extra, f"{what} has parameters the contract does not define: {', '.join(extra[:3])}")
+    expect(not extra, tr("{what} has parameters the contract does not define: {names}")
+                       .format(what=what, names=', '.join(extra[:3])))
     reference.load_state_dict(mapped)

@@ -26,6 +26,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from autograder.i18n import tr
 
 SKIP_TAGS = {"slow", "skip-grading"}
 MAX_BYTES = 100 * 1024 * 1024  # a real notebook with outputs is a few MB; 100 MB leaves room for image outputs
@@ -102,7 +103,8 @@ def _code_of(number: int, source: str, skipped: list[str]) -> Cell | None:
         if magic in ("%%time", "%%capture"):
             source = rest
         else:
-            skipped.append(f"cell {number}: cell magic {magic} is not run by the grader")
+            skipped.append(tr("cell {number}: cell magic {magic} is not run by the grader").format(number=number,
+                                                                                                 magic=magic))
             return None
     return Cell(number, source, ipython=True)
 
@@ -146,11 +148,11 @@ def read_notebook_cells(path: Path, text: str) -> Program:
         if isinstance(source, list):
             source = "".join(s for s in source if isinstance(s, str))
         if not isinstance(source, str):
-            skipped.append(f"cell {number}: its source is not text")
+            skipped.append(tr("cell {number}: its source is not text").format(number=number))
             continue
         tags = _tags(cell)
         if tags & SKIP_TAGS:
-            skipped.append(f"cell {number}: tagged {sorted(tags & SKIP_TAGS)[0]}")
+            skipped.append(tr("cell {number}: tagged {tag}").format(number=number, tag=sorted(tags & SKIP_TAGS)[0]))
             continue
         if _is_test_cell(cell):
             continue

@@ -10,6 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from autograder import parts as registry
+from autograder.i18n import tr
 
 UNITS = 10_000  # results.json shows points with 4 decimals; every share is a whole number of 1/10,000
 
@@ -92,11 +93,11 @@ def fmt(x: Fraction) -> str:
 
 
 def table(parts: list[PartScore]) -> str:
-    rows = [("part", "score", "max", "checks", "first failing check")]
+    rows = [(tr("part"), tr("score"), tr("max"), tr("checks"), tr("first failing check"))]
     for p in parts:
-        checks = f"{p.passed}/{len(p.outcomes)}" + (f" (+{p.pending} hidden)" if p.pending else "")
+        checks = f"{p.passed}/{len(p.outcomes)}" + (tr(" (+{count} hidden)").format(count=p.pending) if p.pending else "")
         first = p.first_failure
-        rows.append((p.part + (" (bonus)" if p.bonus else ""), fmt(p.score), fmt(p.points), checks,
+        rows.append((p.part + (tr(" (bonus)") if p.bonus else ""), fmt(p.score), fmt(p.points), checks,
                      first if len(first) <= 90 else first[:87] + "..."))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
@@ -107,9 +108,9 @@ def table(parts: list[PartScore]) -> str:
     lines.append("-" * len(lines[0]))
     extra = ""
     if bonus:
-        extra = (f"  + bonus {fmt(sum((p.score for p in bonus), Fraction(0)))} / "
-                 f"{fmt(sum((p.points for p in bonus), Fraction(0)))}")
-    lines.append(f"total {fmt(score)} / {fmt(maximum)}{extra}")
+        extra = tr("  + bonus {score} / {points}").format(score=fmt(sum((p.score for p in bonus), Fraction(0))),
+                                                         points=fmt(sum((p.points for p in bonus), Fraction(0))))
+    lines.append(tr("total {score} / {points}").format(score=fmt(score), points=fmt(maximum)) + extra)
     return "\n".join(lines)
 
 
@@ -137,8 +138,8 @@ def gradescope_json(parts: list[PartScore], extra_output: str = "", not_run: str
             })
         if not p.total and p.points:
             tests.append({
-                "name": f"{p.part}: not run", "score": 0, "max_score": _num(p.points), "status": "failed",
-                "output": not_run or "no check of this part ran", "tags": [p.part], "visibility": "visible",
+                "name": f"{p.part}: " + tr("not run"), "score": 0, "max_score": _num(p.points), "status": "failed",
+                "output": not_run or tr("no check of this part ran"), "tags": [p.part], "visibility": "visible",
             })
     score = sum((p.score for p in parts), Fraction(0))
     return {

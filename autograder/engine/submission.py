@@ -18,6 +18,7 @@ from autograder.engine.run_cells import CellOutcome, run_cell
 from autograder.engine.load import Program, python_source
 from autograder.engine.worker_ops import Runtime
 from autograder.engine.worker_control import Worker, WorkerDied
+from autograder.i18n import tr
 
 # Per-request time limits (seconds). A correct reference answers every check request in well
 # under 0.5 s on a 2-core laptop CPU; the limits leave a slow machine (or a CUDA warm-up) 20x room.
@@ -41,13 +42,14 @@ class SubmissionFailure(Exception):
 
 def _describe(value) -> str:
     if isinstance(value, torch.Tensor):
-        return f"a tensor of shape {tuple(value.shape)}" if value.dim() else f"{value.item():g}"  # the student's terms
+        return (tr("a tensor of shape {shape}").format(shape=tuple(value.shape)) if value.dim()
+                else f"{value.item():g}")  # the student's terms
     if isinstance(value, Obj):
         return value.what
     if isinstance(value, str):
         return repr(value) if len(value) < 30 else repr(value[:27] + "...")
     if isinstance(value, (list, tuple)) and len(value) > 6:
-        return f"[{len(value)} items]"
+        return tr("[{count} items]").format(count=len(value))
     return repr(value)
 
 
@@ -152,7 +154,7 @@ class Submission:
         return obj
 
     def make(self, factory: str, *args, _seed: int = 0, **kwargs) -> Obj:
-        return self._ask("make", f"the grader's {factory}", factory=factory, args=list(args), kwargs=kwargs, seed=_seed)
+        return self._ask("make", tr("the grader's {name}").format(name=factory), factory=factory, args=list(args), kwargs=kwargs, seed=_seed)
 
     def call(self, function: str, *args, _seed=None, _values=None, _timeout=None, **kwargs):
         return self._ask(

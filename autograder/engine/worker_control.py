@@ -32,6 +32,7 @@ from pathlib import Path
 
 from autograder.engine import worker_confine as isolation
 from autograder.engine import wire as protocol
+from autograder.i18n import tr
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (or the handout) root
 GRACE_S = 3.0  # time the soft limit gets to interrupt the student's code before the kill
@@ -220,10 +221,12 @@ class Worker:
     def _police(self) -> None:
         if self.proc is not None and _process_count(self.proc.pid, self._namespace()) > self.max_processes:
             self.kill()
-            raise WorkerDied(f"started more than {self.max_processes} processes (a fork bomb?) and was stopped")
+            raise WorkerDied(tr("started more than {max_processes} processes (a fork bomb?) and was stopped")
+                              .format(max_processes=self.max_processes))
         if self.proc is not None and self.disk_used() > DISK_QUOTA_BYTES:
             self.kill()
-            raise WorkerDied(f"wrote more than {DISK_QUOTA_BYTES >> 20} MB to disk and was stopped")
+            raise WorkerDied(tr("wrote more than {megabytes} MB to disk and was stopped")
+                              .format(megabytes=DISK_QUOTA_BYTES >> 20))
 
     def _namespace(self) -> str | None:
         """The worker's PID namespace (the namespace of unshare's child), once it exists."""
@@ -245,7 +248,7 @@ class Worker:
         bounded by what is left (a worker that trickles its answer a byte at a time is stopped at
         the limit), and an answer over ``protocol.MAX_ANSWER_BYTES`` is refused unread."""
         if deadline is not None and deadline - time.monotonic() <= 0:
-            raise WorkerDied("not run: the submission's time budget was spent", timed_out=True, budget=True)
+            raise WorkerDied(tr("not run: the submission's time budget was spent"), timed_out=True, budget=True)
         if not self.alive or self.sock is None:
             self.kill()
             self.start()
@@ -269,15 +272,16 @@ class Worker:
         except (socket.timeout, TimeoutError):
             self.kill()
             if budget:
-                raise WorkerDied("was stopped: the submission's time budget was spent", timed_out=True, budget=True)
-            raise WorkerDied(f"did not finish within {timeout:g} s (the process was stopped)", timed_out=True)
+                raise WorkerDied(tr("was stopped: the submission's time budget was spent"), timed_out=True, budget=True)
+            raise WorkerDied(tr("did not finish within {timeout:g} s (the process was stopped)")
+                              .format(timeout=timeout), timed_out=True)
         except (EOFError, OSError) as exc:
             code = self.proc.wait(timeout=5) if self.proc else None
             self.kill()
             raise WorkerDied(_describe_exit(code, exc)) from None
         except protocol.ProtocolError as exc:
             self.kill()
-            raise WorkerDied(f"sent back a malformed or oversized answer ({exc})") from None
+            raise WorkerDied(tr("sent back a malformed or oversized answer ({exc})").format(exc=exc)) from None
         return answer
 
     def disk_used(self, limit_entries: int = 100_000) -> int:
@@ -320,13 +324,14 @@ def _process_count(pgid: int, pid_ns: str | None) -> int:
 
 def _describe_exit(code, exc) -> str:
     if code is None:
-        return f"the submission's process stopped answering ({exc})"
+        return tr("the submission's process stopped answering ({cause})").format(cause=exc)
     if code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        extra = " (a crash, e.g. a segmentation fault)" if name == "SIGSEGV" else ""
-        extra = " (killed: out of memory?)" if name == "SIGKILL" else extra
-        return f"the submission's process died with {name}{extra}"
-    return f"the submission's process exited with status {code} (sys.exit / os._exit in the submission?)"
+        extra = tr(" (a crash, e.g. a segmentation fault)") if name == "SIGSEGV" else ""
+        extra = tr(" (killed: out of memory?)") if name == "SIGKILL" else extra
+        return tr("the submission's process died with {signal}{extra}").format(signal=name, extra=extra)
+    return tr("the submission's process exited with status {code} (sys.exit / os._exit in the "
+              "submission?)").format(code=code)

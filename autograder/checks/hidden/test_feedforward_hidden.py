@@ -7,6 +7,7 @@ each compares the submission with the reference solution, running in the grading
 import torch
 
 from autograder.checks.verdicts import close, need, tensor, transplant
+from autograder.i18n import tr
 
 
 def test_feedforward_matches_reference(sub, ref):
@@ -15,4 +16,4 @@ def test_feedforward_matches_reference(sub, ref):
     r = ref.new("FeedForward", 8, 0.0).eval()
     transplant(f, r, "FeedForward")
     x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(2))
-    close(tensor(f(x), "FeedForward.forward", shape=(2, 5, 8)), r(x), "FeedForward output", atol=1e-5)
+    close(tensor(f(x), "FeedForward.forward", shape=(2, 5, 8)), r(x), tr("FeedForward output"), atol=1e-5)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from autograder.checks.verdicts import close, need, tensor, transplant
+from autograder.i18n import tr
 
 
 @pytest.mark.parametrize("T", [8, 5])
@@ -18,4 +19,4 @@ def test_head_matches_reference(sub, ref, T):
     r = ref.new("Head", 16, 8, 8, 0.0).eval()
     transplant(h, r, "Head")
     x = torch.randn(3, T, 16, generator=torch.Generator().manual_seed(T))
-    close(tensor(h(x), "Head.forward", shape=(3, T, 8)), r(x), f"Head output (T={T})", atol=1e-5)
+    close(tensor(h(x), "Head.forward", shape=(3, T, 8)), r(x), tr("Head output (T={T})").format(T=T), atol=1e-5)

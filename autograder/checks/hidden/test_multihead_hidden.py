@@ -7,6 +7,7 @@ each compares the submission with the reference solution, running in the grading
 import torch
 
 from autograder.checks.verdicts import close, tensor, transplant
+from autograder.i18n import tr
 
 
 def test_multihead_matches_reference(sub, ref):
@@ -21,9 +22,9 @@ def test_multihead_matches_reference(sub, ref):
     if any(k.startswith("heads.0.lin.") for k in state):
         r = ref.new("MultiHeadAttention", C, NH, HS, BLOCK, 0.0, _stubs=STAND_IN).eval()
         transplant(mha, r, "MultiHeadAttention")
-        close(tensor(got, "MultiHeadAttention.forward", shape=(2, 6, C)), r(x), "MultiHeadAttention output", atol=1e-5)
+        close(tensor(got, "MultiHeadAttention.forward", shape=(2, 6, C)), r(x), tr("MultiHeadAttention output"), atol=1e-5)
         return
     r = ref.new("MultiHeadAttention", C, NH, HS, BLOCK, 0.0).eval()
     transplant(mha, r, "MultiHeadAttention")
     want = r.get("proj")(torch.cat(parts, dim=-1))
-    close(tensor(got, "MultiHeadAttention.forward", shape=(2, 6, C)), want, "MultiHeadAttention output", atol=1e-5)
+    close(tensor(got, "MultiHeadAttention.forward", shape=(2, 6, C)), want, tr("MultiHeadAttention output"), atol=1e-5)

@@ -7,6 +7,7 @@ each compares the submission with the reference solution, running in the grading
 import pytest
 
 from autograder.checks.verdicts import expect
+from autograder.i18n import tr
 
 
 @pytest.mark.parametrize("question", ["q1", "q2", "q3", "q4"])
@@ -16,4 +17,5 @@ def test_quiz_answer(sub, ref, question):
     answers = read_answers(sub)
     key = ref.get("quiz_answers")
     got = str(answers.get(question, "")).strip().lower()
-    expect(got == key[question], f"{question}: {got or 'no answer'} is not the right answer")
+    expect(got == key[question], tr("{question}: {answer} is not the right answer")
+                                  .format(question=question, answer=got or 'no answer'))

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autograder.checks.verdicts import expect, need
+from autograder.i18n import tr
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\nAll: Speak, speak!\n"
 
@@ -19,4 +20,5 @@ def test_tokenizer_matches_reference(sub, ref, s):
     need(sub, "CharTokenizer")
     got = sub.new("CharTokenizer", TEXT).call("encode", s)
     want = ref.new("CharTokenizer", TEXT).call("encode", s)
-    expect(list(got) == list(want), f"encode({s!r}): expected {want}, got {got}")
+    expect(list(got) == list(want), tr("encode({s!r}): expected {expected}, got {got}")
+                                     .format(s=s, expected=want, got=got))

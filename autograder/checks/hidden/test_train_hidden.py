@@ -7,6 +7,7 @@ each compares the submission with the reference solution, running in the grading
 import torch
 
 from autograder.checks.verdicts import close, expect
+from autograder.i18n import tr
 
 
 def _replay_training(stream, iters: int):
@@ -38,7 +39,7 @@ def test_train_matches_a_correct_loop(sub, ref):
     hint = diagnose(model.get("events"))
     state = model.state_dict()
     for name, value in expected.items():
-        close(state[name], value, f"parameter {name} after {ITERS} steps", atol=1e-5, hint=hint)
+        close(state[name], value, tr("parameter {name} after {ITERS} steps").format(name=name, ITERS=ITERS), atol=1e-5, hint=hint)
     got = torch.tensor([float(v) for v in losses], dtype=torch.float64) if isinstance(losses, list) else None
-    expect(got is not None and len(got) == ITERS, "train should return one loss per step")
-    close(got, torch.tensor(want, dtype=torch.float64), "returned losses", atol=1e-5)
+    expect(got is not None and len(got) == ITERS, tr("train should return one loss per step"))
+    close(got, torch.tensor(want, dtype=torch.float64), tr("returned losses"), atol=1e-5)
