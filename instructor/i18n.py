@@ -302,6 +302,14 @@ def message_mo_path(lang: str) -> Path:
 
 
 KEYWORDS = {"tr": None, "N_": None}
+# besides autograder/: the instructor's modules whose messages a student reads (nbgrader's check-cell lines)
+MESSAGE_FILES = (ROOT / "instructor" / "nbgrader_plugins.py",)
+
+
+def _message_sources(folder: Path | None = None) -> list[Path]:
+    if folder is not None:
+        return sorted(Path(folder).rglob("*.py"))
+    return sorted((ROOT / "autograder").rglob("*.py")) + list(MESSAGE_FILES)
 
 
 def extract_messages():
@@ -309,11 +317,18 @@ def extract_messages():
     from babel.messages.catalog import Catalog
     from babel.messages.extract import extract_from_dir
 
+    from babel.messages.extract import extract_from_file
+
     cat = Catalog(project=PROJECT, fuzzy=False)
-    found = extract_from_dir(str(ROOT / "autograder"), method_map=[("**.py", "python")], keywords=KEYWORDS,
-                             comment_tags=("TRANSLATORS:",), strip_comment_tags=True)
+    found = [(f"autograder/{filename}", *rest) for filename, *rest in
+             extract_from_dir(str(ROOT / "autograder"), method_map=[("**.py", "python")], keywords=KEYWORDS,
+                              comment_tags=("TRANSLATORS:",), strip_comment_tags=True)]
+    for path in MESSAGE_FILES:  # the instructor's code that writes into a student's notebook
+        found += [(str(path.relative_to(ROOT)), *rest) for rest in
+                  extract_from_file("python", str(path), keywords=KEYWORDS, comment_tags=("TRANSLATORS:",),
+                                    strip_comment_tags=True)]
     for filename, lineno, message, comments, context in found:
-        cat.add(message, locations=[(f"autograder/{filename}", lineno)], auto_comments=comments, context=context)
+        cat.add(message, locations=[(filename, lineno)], auto_comments=comments, context=context)
     for label, where in check_labels():
         cat.add(label, locations=[where], context="check name",
                 auto_comments=["the name of a check, as the reports show it"])
@@ -345,7 +360,7 @@ def untranslatable_calls() -> list[str]:
     import ast
 
     found = []
-    for path in sorted((ROOT / "autograder").rglob("*.py")):
+    for path in _message_sources():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in KEYWORDS:
@@ -364,8 +379,7 @@ def format_mismatches(folder: Path | None = None) -> list[str]:
     import ast
 
     found = []
-    folder = Path(folder) if folder is not None else ROOT / "autograder"
-    for path in sorted(folder.rglob("*.py")):
+    for path in _message_sources(folder):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         formatted = set()
         for node in ast.walk(tree):

@@ -45,7 +45,24 @@ GRADER_MARKER = "gpt-lab grader report"
 PREGRADING_ENV = "GPTLAB_PREGRADING_WAIT_S"  # set by instructor.autograde: the class is being graded beside nbgrader
 RESULTS_FOLDER = "autograder_results"  # under the course root: <assignment>/<notebook>/<student>.json
 _STOPPED = re.compile(r"\b(Timeout|ProcessStopped|ProcessDied|OutputTooLarge|DiskFull|MemoryError)\b|stopped|killed")
-_ROUTINE = re.compile(r"^cell \d+: (tagged \S+|NotImplementedError:)")
+def _routine():
+    """The grader's routine notes (slow cells skipped, stubs not implemented yet), in the current language:
+    the grader's own messages (``translate``: their texts are extracted where the grader builds them)."""
+    from autograder.i18n import translate
+
+    def pattern(text: str, **fixed: str) -> str:
+        out = ""
+        for piece in re.split(r"(\{[^{}]*\})", text):
+            if piece.startswith("{") and piece.endswith("}"):
+                name = re.split(r"[:!]", piece[1:-1])[0]
+                out += re.escape(fixed[name]) if name in fixed else (r"\d+" if name == "number" else r"\S+")
+            else:
+                out += re.escape(piece)
+        return out
+
+    return re.compile("^(" + pattern(translate("cell {number}: tagged {tag}")) + "|"
+                      + pattern(translate("cell {number}: {kind}: {message}"), kind="NotImplementedError", message="")
+                      + ")")
 _PART = re.compile(r"""^check\(\s*["']([A-Za-z0-9_]+)["']""", re.MULTILINE)
 _HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*(\n|\Z)",
                      re.MULTILINE | re.DOTALL)
@@ -334,7 +351,16 @@ class GradeInSandbox(NbGraderPreprocessor):
         _set_extra_credit(info["db_url"], info["notebook"], info["assignment"], info["student"], extra)
 
     def preprocess(self, nb, resources):
+        """In the language of ``c.GradeInSandbox.lang``, else the notebook's own (metadata.gptlab.lang)."""
+        from autograder import i18n
+        from instructor.i18n import notebook_language
+
+        with i18n.using(self.lang or notebook_language(nb)):
+            return self._preprocess(nb, resources)
+
+    def _preprocess(self, nb, resources):
         from autograder.engine.report import load_rubric
+        from autograder.i18n import tr
         from instructor.grade_class import grade_many
 
         info = resources["nbgrader"]
@@ -362,23 +388,25 @@ class GradeInSandbox(NbGraderPreprocessor):
             part = part_of(cell.source)
             points = float(cell.metadata["nbgrader"].get("points", 0))
             if part is None:
-                text, score = ("this test cell names no gpt-lab part (`check(\"<part>\", globals())`): "
-                               "0 points\n"), Fraction(0)
+                text, score = (tr("this test cell names no gpt-lab part (`check(\"<part>\", globals())`): "
+                                  "0 points") + "\n"), Fraction(0)
             elif problem:
-                text, score = f"{part}: not graded: {problem}\n", Fraction(0)
+                text, score = tr("{part}: not graded: {problem}").format(part=part, problem=problem) + "\n", Fraction(0)
             else:
                 entry = parts.get(part)
-                lines = entry["lines"] if entry else [f"  the grader ran no check of part {part!r}"]
+                lines = entry["lines"] if entry else ["  " + tr("the grader ran no check of part {part}")
+                                                      .format(part=repr(part))]
                 if part in bonus_parts and points == 0:
                     # one maximum everywhere: a bonus part adds to the score (nbgrader's extra credit),
                     # never to the maximum
                     score = Fraction(0)
                     extra[cell.metadata["nbgrader"]["grade_id"]] = entry["score"] if entry else Fraction(0)
-                    text = "\n".join(lines) + (f"\n{part} (bonus): {float(extra[cell.metadata['nbgrader']['grade_id']]):.4g}"
-                                               " points of extra credit\n")
+                    text = "\n".join(lines) + "\n" + tr("{part} (bonus): {score:.4g} points of extra credit").format(
+                        part=part, score=float(extra[cell.metadata["nbgrader"]["grade_id"]])) + "\n"
                 else:
                     score = cell_score(points, entry)
-                    text = "\n".join(lines) + f"\n{part}: {float(score):.4g} of {points:.4g} points\n"
+                    text = "\n".join(lines) + "\n" + tr("{part}: {score:.4g} of {points:.4g} points").format(
+                        part=part, score=float(score), points=points) + "\n"
             cell.outputs = [
                 nbformat.v4.new_output("stream", name="stdout", text=text),
                 nbformat.v4.new_output("execute_result", data={"text/plain": f"{float(score):.4f}"},
@@ -388,10 +416,12 @@ class GradeInSandbox(NbGraderPreprocessor):
         if extra:
             self._extra_credit(info, extra)
         # the grader's notes, less the routine ones (slow cells skipped, stubs not implemented yet)
+        routine = _routine()
         notes = "\n".join(line for line in str(data.get("output") or "").splitlines()
-                          if line.strip() and not _ROUTINE.search(line))
+                          if line.strip() and not routine.search(line))
         if problem or notes:
-            text = f"**{GRADER_MARKER}.** " + (f"This notebook could not be graded: {problem}\n\n" if problem else "")
+            text = f"**{GRADER_MARKER}.** " + (tr("This notebook could not be graded: {problem}").format(problem=problem)
+                                               + "\n\n" if problem else "")
             text += "\n".join(f"* {line}" for line in notes.splitlines()[:20] if line.strip())
             at = 1 if nb.cells and NOTE_MARKER in str(nb.cells[0].get("source", "")) else 0
             nb.cells.insert(at, from_dict({"cell_type": "markdown", "metadata": {"tags": ["autograder-note"]},

@@ -163,8 +163,8 @@ def test_format_check_can_fail(tmp_path):
 
 def test_messages_switch_language():
     from autograder import i18n as rt
-    from autograder.checking import explain
-    from autograder.submission import SubmissionFailure
+    from autograder.checks.verdicts import explain
+    from autograder.engine.submission import SubmissionFailure
 
     stub = SubmissionFailure("Head.forward", "NotImplementedError", "")
     english = explain(stub)
@@ -222,9 +222,9 @@ def test_spanish_reference_gets_full_marks(graded):
     data = graded["es_reference"]
     failed = [t["name"] for t in data["tests"] if t["score"] < t["max_score"]]
     assert failed == []
-    from autograder.report import load_rubric
+    from autograder import parts
 
-    rubric, _ = load_rubric()
+    rubric, _ = parts.rubric()
     assert data["score"] == pytest.approx(float(sum(rubric.values())))
 
 
@@ -284,7 +284,7 @@ def test_spanish_nbgrader_course(tmp_path, spanish):
     pytest.importorskip("nbgrader")
     from nbgrader.api import Gradebook
 
-    from autograder.report import load_rubric
+    from autograder import parts
     from instructor.course_init import init
 
     root = init(tmp_path / "curso", lang=LANG)
@@ -303,7 +303,7 @@ def test_spanish_nbgrader_course(tmp_path, spanish):
         nbformat.write(nb, folder / "gpt_lab.ipynb")
     proc = run("autograde", "gpt_lab")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    rubric, bonus = load_rubric()
+    rubric, bonus = parts.rubric()
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         scores = {s: {g.name: g.score for g in gb.find_submission_notebook("gpt_lab", "gpt_lab", s).grades
                       if g.cell.cell_type == "code"} for s in ("referencia", "sin_tocar")}
@@ -313,4 +313,9 @@ def test_spanish_nbgrader_course(tmp_path, spanish):
     head = next(c for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "check_head")
     text = head.outputs[0]["text"]
     assert "[FAIL] head:" in text and "todavía no está implementad" in text and "not implemented yet" not in text
-    assert "de 1" in text.splitlines()[-1] or "puntos" in text.splitlines()[-1]
+    assert text.splitlines()[-1] == f"head: 0 de {float(rubric['head']):.4g} puntos"
+    # the routine notes (slow cells skipped, stubs) are recognised in Spanish too: no grader report cell
+    assert not any(c.get("id") == "gptlab-grader-report" for c in graded.cells)
+    full = nbformat.read(root / "autograded" / "referencia" / "gpt_lab" / "gpt_lab.ipynb", as_version=4)
+    head = next(c for c in full.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "check_head")
+    assert "[PASS] head: estructura" in head.outputs[0]["text"]
