@@ -1,6 +1,7 @@
 """Gradescope autograder for gpt-lab.
 
     python -m instructor.gradescope OUT.zip            # build the zip to upload ("Configure Autograder")
+    python -m instructor.gradescope OUT.zip --lang es  # the same, its messages always in Spanish
     python -m instructor.gradescope run [--root DIR]   # what run_autograder calls on Gradescope
 
 The zip (unpacked by Gradescope into /autograder/source) holds:
@@ -12,6 +13,8 @@ The zip (unpacked by Gradescope into /autograder/source) holds:
     solutions/gpt_lab.ipynb   the reference solution the hidden checks compare with
     data/             the dataset loader (and tiny Shakespeare itself when it is available here)
     instructor/gradescope.py  this file (the ``run`` step)
+    LANG              (with ``--lang``) the language of the messages; without it, each notebook's own
+                      (``metadata.gptlab.lang``: the Spanish notebook gets Spanish messages)
 
 ``run_autograder`` takes its root from ``GPTLAB_GRADESCOPE_ROOT`` (default /autograder) and its Python
 from ``GPTLAB_PYTHON`` (default ROOT/venv/bin/python), so that a test can run it in a temporary folder
@@ -96,9 +99,11 @@ def _pyproject() -> str:
                         '"data", "instructor"]')
 
 
-def _files() -> dict[str, Path | str]:
+def _files(lang: str | None = None) -> dict[str, Path | str]:
     """Path in the zip -> a file of the repository or the text to write."""
     files: dict[str, Path | str] = {"setup.sh": SETUP_SH, "run_autograder": RUN_AUTOGRADER, "pyproject.toml": _pyproject()}
+    if lang:
+        files["LANG"] = lang + "\n"
     for path in sorted((REPO / "autograder").rglob("*")):
         rel = path.relative_to(REPO)
         if path.is_file() and not (set(rel.parts) & _SKIP) and path.suffix != ".pyc":
@@ -118,13 +123,13 @@ def _files() -> dict[str, Path | str]:
     return files
 
 
-def build(out: str | Path) -> Path:
+def build(out: str | Path, lang: str | None = None) -> Path:
     out = Path(out)
     if out.suffix != ".zip":
         out = out.with_name(out.name + ".zip")
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, content in _files().items():
+        for name, content in _files(lang).items():
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
             executable = name in ("setup.sh", "run_autograder")
             info.external_attr = ((0o755 if executable else 0o644) | stat.S_IFREG) << 16
@@ -162,8 +167,10 @@ def run(root: Path) -> int:
         return 0
     from autograder.engine.command import grader_command
 
+    lang_file = source / "LANG"  # the zip's forced language, if it was built with --lang
+    lang = lang_file.read_text().strip() if lang_file.is_file() else ""
     cmd = grader_command(submission, results, root=source, reference=source / "solutions" / NOTEBOOK,
-                         time_budget=SUBMISSION_BUDGET_S)
+                         time_budget=SUBMISSION_BUDGET_S, extra=["--lang", lang] if lang else [])
     print("$", " ".join(cmd), flush=True)
     try:
         proc = subprocess.run(cmd, cwd=source, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -206,8 +213,9 @@ def main(argv=None) -> int:
         return run(Path(args.root))
     ap = argparse.ArgumentParser(prog="python -m instructor.gradescope", description=__doc__.split("\n\n")[0])
     ap.add_argument("out", help="the zip to write (upload it as the autograder on Gradescope)")
+    ap.add_argument("--lang", default=None, help="the messages' language, en or es (default: each notebook's own)")
     args = ap.parse_args(argv)
-    print(f"wrote {build(args.out)}")
+    print(f"wrote {build(args.out, lang=args.lang)}")
     return 0
 
 

@@ -2,6 +2,8 @@
 
     python -m instructor.handout OUT            # a folder OUT/
     python -m instructor.handout OUT --zip      # OUT.zip (OUT may end in .zip), holding one folder gpt-lab/
+    python -m instructor.handout OUT --lang es  # the Spanish handout: assignment/es/gpt_lab.ipynb as the
+                                                # student notebook, handout/README.es.md as its README
 
 Layout (the repository's, so that the notebook and ``pytest autograder`` find each other as in the
 repository: the grader's default submission is ``assignment/gpt_lab.ipynb`` next to ``autograder/``)::
@@ -37,6 +39,11 @@ REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENT = REPO / "assignment" / "gpt_lab.ipynb"
 REFERENCE = REPO / "solutions" / "gpt_lab.ipynb"
 TEMPLATE = REPO / "handout" / "README.md"
+
+
+def template(lang: str = "en") -> Path:
+    """The handout's README in a language: handout/README.md, handout/README.<lang>.md."""
+    return TEMPLATE if lang == "en" else TEMPLATE.with_name(f"README.{lang}.md")
 FOLDER_NAME = "gpt-lab"
 _SKIP = {"__pycache__", ".pytest_cache", ".hypothesis", ".ipynb_checkpoints", "hidden"}
 _SKIP_SUFFIXES = (".pyc", ".pt", ".pth", ".txt.part")
@@ -104,9 +111,9 @@ pythonpath = ["."]
 """
 
 
-def _readme() -> str:
+def _readme(lang: str = "en") -> str:
     count, points, total = hidden_summary()
-    return (TEMPLATE.read_text(encoding="utf-8")
+    return (template(lang).read_text(encoding="utf-8")
             .replace("{hidden_checks}", str(count))
             .replace("{hidden_points}", f"{float(points):.2f}")
             .replace("{total_points}", f"{float(total):.2f}"))
@@ -168,21 +175,24 @@ def check_clean(root: Path, strict_grader: bool = False) -> list[str]:
     return warnings
 
 
-def build(out: str | Path, as_zip: bool = False) -> Path:
-    """Write the handout to the folder ``out`` (or the zip ``out``, .zip added); return its path."""
-    from instructor.generate import render
+def build(out: str | Path, as_zip: bool = False, lang: str = "en") -> Path:
+    """Write the handout to the folder ``out`` (or the zip ``out``, .zip added); return its path. ``lang``:
+    the notebook and README of that language (the notebook keeps its place, assignment/gpt_lab.ipynb)."""
+    from instructor.generate import release_path, render
 
-    if ASSIGNMENT.read_text(encoding="utf-8") != render(REFERENCE):
-        raise HandoutError("assignment/gpt_lab.ipynb is out of date: run python -m instructor.generate")
+    notebook = release_path(lang)
+    if notebook.read_text(encoding="utf-8") != render(REFERENCE, lang):
+        option = f" --lang {lang}" if lang != "en" else ""
+        raise HandoutError(f"{notebook.relative_to(REPO)} is out of date: run python -m instructor.generate{option}")
     out = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / FOLDER_NAME
         (root / "assignment").mkdir(parents=True)
-        shutil.copyfile(ASSIGNMENT, root / "assignment" / "gpt_lab.ipynb")
+        shutil.copyfile(notebook, root / "assignment" / "gpt_lab.ipynb")
         _copy_tree(REPO / "autograder", root / "autograder")
         (root / "data").mkdir()
         shutil.copyfile(REPO / "data" / "__init__.py", root / "data" / "__init__.py")
-        (root / "README.md").write_text(_readme(), encoding="utf-8")
+        (root / "README.md").write_text(_readme(lang), encoding="utf-8")
         (root / "pyproject.toml").write_text(_pyproject(), encoding="utf-8")
         (root / ".gitignore").write_text("data/tinyshakespeare.txt\n__pycache__/\n.pytest_cache/\n.venv/\n*.pt\n")
         for warning in check_clean(root):
@@ -207,9 +217,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m instructor.handout", description=__doc__.split("\n\n")[0])
     ap.add_argument("out", help="the folder to create (or the zip, with --zip or a .zip name)")
     ap.add_argument("--zip", action="store_true", help="write a zip holding the folder gpt-lab/")
+    ap.add_argument("--lang", default="en", help="the handout's language: en (default) or es")
     args = ap.parse_args(argv)
     try:
-        out = build(args.out, as_zip=args.zip)
+        out = build(args.out, as_zip=args.zip, lang=args.lang)
     except HandoutError as exc:
         print(f"handout not built: {exc}", file=sys.stderr)
         return 1

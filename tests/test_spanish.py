@@ -319,3 +319,23 @@ def test_spanish_nbgrader_course(tmp_path, spanish):
     full = nbformat.read(root / "autograded" / "referencia" / "gpt_lab" / "gpt_lab.ipynb", as_version=4)
     head = next(c for c in full.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "check_head")
     assert "[PASS] head: estructura" in head.outputs[0]["text"]
+
+
+# -- the handout and Gradescope --------------------------------------------------------------------------------
+
+def test_spanish_handout(tmp_path):
+    from instructor.handout import build
+
+    out = build(tmp_path / "material", lang=LANG)
+    assert (out / "assignment" / "gpt_lab.ipynb").read_bytes() == release_path(LANG).read_bytes()
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    assert readme.startswith("# gpt-lab: un GPT") and "{hidden_checks}" not in readme and "comprobaciones ocultas" in readme
+    assert (out / "autograder" / "locale" / LANG / "LC_MESSAGES" / "gptlab.mo").is_file()
+    assert not (out / "solutions").exists() and not (out / "autograder" / "checks" / "hidden").exists()
+
+
+def test_gradescope_zip_can_force_a_language():
+    from instructor.gradescope import _files
+
+    assert _files(LANG)["LANG"] == "es\n" and "LANG" not in _files()
+    assert f"autograder/locale/{LANG}/LC_MESSAGES/gptlab.mo" in _files()
