@@ -82,9 +82,9 @@ def transition_p_value(out: torch.Tensor, start: int) -> tuple[float, str]:
         worst = max(worst, (row, a))
     p = float(torch.special.gammaincc(torch.tensor(dof / 2.0, dtype=torch.float64), torch.tensor(stat / 2.0)))
     a = worst[1]
-    detail = (f"after token {a} the sampled frequencies were "
-              f"{[round(float(c), 2) for c in counts[a] / counts[a].sum()]}, the softmax of the logits gives "
-              f"{[round(float(q), 2) for q in probs[a]]}")
+    detail = (tr("after token {token} the sampled frequencies were {sampled}, the softmax of the logits gives {softmax}")
+              .format(token=a, sampled=[round(float(c), 2) for c in counts[a] / counts[a].sum()],
+                      softmax=[round(float(q), 2) for q in probs[a]]))
     return p, detail
 
 

@@ -13,6 +13,7 @@ import weakref
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from autograder.i18n import N_, tr, translate
 
 # ---------------------------------------------------------------------------------------------
 # probes: stand-ins for submodules, with the constructor signatures of the parts they replace
@@ -28,7 +29,7 @@ class Probe(nn.Module):
             self.lin.weight.normal_(0.0, 1.0 / n_in**0.5)
             self.lin.bias.normal_(0.0, 0.5)
 
-    stands_for = "this module"
+    stands_for = N_("this module")
 
     def _check_input(self, x) -> None:
         # a wrong input raises here in the student's terms, not as F.linear's shape error from
@@ -36,7 +37,8 @@ class Probe(nn.Module):
         n_in = self.lin.in_features
         if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[-1] != n_in:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"{self.stands_for} expects an input of shape (B, T, {n_in}), got {got}")
+            raise ValueError(tr("{stands_for} expects an input of shape (B, T, {n_in}), got {got}")
+                              .format(stands_for=translate(self.stands_for), n_in=n_in, got=got))
 
     def forward(self, x):
         self._check_input(x)
@@ -175,8 +177,9 @@ def oracle_model(base: type, vocab_size: int, block_size: int, seed: int, shift:
     def forward(self, idx, targets=None):
         if idx.shape[1] > block_size:
             raise ContextTooLong(
-                f"the model was fed {idx.shape[1]} positions but its block_size is {block_size}: "
-                "crop the context to its last block_size tokens"
+                tr("the model was fed {positions} positions but its block_size is {block_size}: crop "
+                  "the context to its last block_size tokens")
+                 .format(positions=idx.shape[1], block_size=block_size)
             )
         if mode == "window":
             logits = torch.zeros(*idx.shape, vocab_size, device=idx.device)
@@ -216,7 +219,7 @@ class BatchStream:
 
     def __call__(self, split):
         if split not in ("train", "val"):
-            raise ValueError(f"get_batch_fn takes 'train' or 'val', got {split!r}")
+            raise ValueError(tr("get_batch_fn takes 'train' or 'val', got {got!r}").format(got=split))
         k = sum(1 for s in self.calls if s == split)
         self.calls.append(split)
         return self.batch(split, k)
@@ -328,7 +331,7 @@ def eval_batches(values: dict):
 
     def get_batch_fn(split):
         if split not in ("train", "val"):
-            raise ValueError(f"get_batch_fn takes 'train' or 'val', got {split!r}")
+            raise ValueError(tr("get_batch_fn takes 'train' or 'val', got {got!r}").format(got=split))
         k = counts[split]
         counts[split] += 1
         x = torch.zeros(2, 3, dtype=torch.long)

@@ -39,10 +39,10 @@ def _variants(state, x):
     x1 = x + sa(_ln(state, "ln1", x))
     yield "expected", x1 + ff(_ln(state, "ln2", x1))
     p1 = _ln(state, "ln1", x + sa(x))
-    yield "post-LN (LayerNorm after the residual add)", _ln(state, "ln2", p1 + ff(p1))
-    yield "no residual around the attention", sa(_ln(state, "ln1", x)) + ff(_ln(state, "ln2", sa(_ln(state, "ln1", x))))
-    yield "no residual around the feed-forward", ff(_ln(state, "ln2", x1))
-    yield "the feed-forward applied to x instead of the attention's result", x1 + ff(_ln(state, "ln2", x))
+    yield tr("post-LN (LayerNorm after the residual add)"), _ln(state, "ln2", p1 + ff(p1))
+    yield tr("no residual around the attention"), sa(_ln(state, "ln1", x)) + ff(_ln(state, "ln2", sa(_ln(state, "ln1", x))))
+    yield tr("no residual around the feed-forward"), ff(_ln(state, "ln2", x1))
+    yield tr("the feed-forward applied to x instead of the attention's result"), x1 + ff(_ln(state, "ln2", x))
 
 
 def test_decoder_block_pre_layernorm_residuals(sub):
@@ -52,7 +52,7 @@ def test_decoder_block_pre_layernorm_residuals(sub):
     got = tensor(block(x), "DecoderBlock.forward", shape=(2, 5, C))
     variants = dict(_variants(state, x))
     expected = variants.pop("expected")
-    hint = next((f"the output matches a block with {name}" for name, v in variants.items()
+    hint = next((tr("the output matches a block with {variant}").format(variant=name) for name, v in variants.items()
                  if torch.allclose(got, v, atol=1e-5)), "")
     close(got, expected, tr("DecoderBlock output"), atol=1e-5,
           hint=(hint + "; " if hint else "") + "pre-LayerNorm: x = x + self.sa(self.ln1(x)); x = x + self.ffwd(self.ln2(x))")

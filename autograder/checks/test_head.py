@@ -147,14 +147,15 @@ def test_head_scales_by_head_size(sub, sizes):
                             .format(n_embd=n_embd, head_size=head_size))
     s = max(measured, key=lambda v: abs(v - expected_s))
     if abs(s - expected_s) > 1e-3:
-        guesses = {f"head_size ** -0.5 = {head_size ** -0.5:.3f}": a * head_size**-0.5, "no scaling": a,
+        guesses = {f"head_size ** -0.5 = {head_size ** -0.5:.3f}": a * head_size**-0.5, tr("no scaling"): a,
                    f"n_embd ** -0.5 = {n_embd ** -0.5:.3f}": a * n_embd**-0.5}
         named = [k for k, v in guesses.items() if abs(v - s) < 1e-3]
         fail(tr("Head(n_embd={n_embd}, head_size={head_size}): the scores are scaled by "
                "{scale:.4f} (looks like {looks_like}); expected head_size ** -0.5 = {expected:.4f}. "
                "Hint: the scale belongs to this head's own head_size (the last dimension of k), "
                "applied to q @ k^T before the mask and the softmax")
-              .format(n_embd=n_embd, head_size=head_size, scale=s / a, looks_like=named[0] if named else 'something else', expected=head_size ** (-0.5)))
+              .format(n_embd=n_embd, head_size=head_size, scale=s / a, looks_like=named[0] if named else tr("something else"),
+                      expected=head_size ** (-0.5)))
 
 
 def test_head_queries_look_for_keys(sub):

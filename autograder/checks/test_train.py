@@ -25,27 +25,27 @@ def run(sub, iters=ITERS):
 def diagnose(events) -> str:
     """What is wrong with the order of a training loop's calls, or "" when nothing is."""
     if not isinstance(events, list):
-        return "could not read what the loop did"
+        return tr("could not read what the loop did")
     events = [e for e in events if e in ("forward", "backward", "step", "zero_grad")]
     if events.count("backward") == 0:
-        return "loss.backward() is never called"
+        return tr("loss.backward() is never called")
     if events.count("step") == 0:
-        return "optimizer.step() is never called"
+        return tr("optimizer.step() is never called")
     if events.count("backward") != ITERS or events.count("step") != ITERS:
-        return (f"expected one backward and one optimizer step per iteration ({ITERS}), got "
-                f"{events.count('backward')} and {events.count('step')}")
+        return (tr("expected one backward and one optimizer step per iteration ({iterations}), got {backwards} "
+                   "and {steps}").format(iterations=ITERS, backwards=events.count("backward"), steps=events.count("step")))
     since_step, stepped, backwards = [], False, 0
     for e in events:
         if e == "backward":
             if stepped and "zero_grad" not in since_step:
-                return "gradients are not reset between steps (optimizer.zero_grad()), so they add up"
+                return tr("gradients are not reset between steps (optimizer.zero_grad()), so they add up")
             backwards += 1
             since_step, stepped = [], False
         elif e == "step":
             if backwards == 0 or stepped:
-                return "optimizer.step() runs before loss.backward() in an iteration"
+                return tr("optimizer.step() runs before loss.backward() in an iteration")
             if "zero_grad" in since_step:
-                return "the gradients are reset between loss.backward() and optimizer.step(), so the step does nothing"
+                return tr("the gradients are reset between loss.backward() and optimizer.step(), so the step does nothing")
             stepped, since_step = True, []
         else:
             since_step.append(e)

@@ -109,10 +109,9 @@ def close(got: torch.Tensor, expected: torch.Tensor, what: str, atol: float, rto
     if not (diff <= bound).all():
         worst = int((diff - bound).argmax())
         index = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), expected.shape))
-        message = (
-            f"{what}: at index {index} expected {expected.flatten()[worst].item():.6g}, "
-            f"got {got.flatten()[worst].item():.6g} (max abs difference {diff.max().item():.3g})"
-        )
+        message = (tr("{what}: at index {index} expected {expected:.6g}, got {got:.6g} (max abs difference {diff:.3g})")
+                   .format(what=what, index=index, expected=expected.flatten()[worst].item(),
+                           got=got.flatten()[worst].item(), diff=diff.max().item()))
         fail(message + (tr(". Hint: {hint}").format(hint=hint) if hint else ""))
 
 

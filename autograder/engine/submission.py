@@ -328,7 +328,7 @@ class RemoteSubmission(Submission):
             kind, why = self.hung[key]
             return {"ok": False, "error": {"type": kind, "message": f"was not run again: {key} {why}"}}
         if self.budget_spent():
-            return {"ok": False, "error": {"type": "Timeout", "message": "not run: the submission's time budget was spent"}}
+            return {"ok": False, "error": {"type": "Timeout", "message": tr("not run: the submission's time budget was spent")}}
         answer = self._once(message, timeout)
         budget = answer.pop("budget", False)
         err = answer.get("error") if isinstance(answer, dict) else None

@@ -146,6 +146,10 @@ class Worker:
         for key in ("GPTLAB_DATA", "CUDA_VISIBLE_DEVICES"):
             if key in os.environ:
                 env[key] = os.environ[key]
+        from autograder import i18n
+
+        if i18n.language() != i18n.DEFAULT:  # the stand-ins' and time limits' messages, in the run's language
+            env["GPTLAB_LANG"] = i18n.language()
         prefix = isolation.unshare_prefix()
         self.isolated = prefix is not None
         hide = [*paths_to_hide([*_keep(), self.workdir]), str(ROOT / "autograder" / "checks" / "hidden"), *self.extra_hide]

@@ -22,6 +22,10 @@ def main(fd: int, device: str, confine: tuple | None = None) -> None:
         os.setsid()
     except OSError:
         pass
+    if os.environ.get("GPTLAB_LANG"):  # the messages' catalogue is read now, before the confinement
+        from autograder import i18n
+
+        i18n.set_language(os.environ["GPTLAB_LANG"])
     if confine is not None:
         from autograder.engine.worker_confine import confine as _confine
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from autograder.engine import run_cells as executor
+from autograder.i18n import tr
 from autograder.checks import standins as objects
 from autograder.engine import wire as protocol
 
@@ -248,7 +249,7 @@ class Runtime:
                     self.guard.restore()
                 return {"ok": True, "value": self.encode(value)}
         except GraderTimeout:
-            answer = {"ok": False, "error": {"type": "Timeout", "message": f"ran past its {timeout:g} s limit"}}
+            answer = {"ok": False, "error": {"type": "Timeout", "message": tr("ran past its {seconds:g} s limit").format(seconds=timeout)}}
         except BaseException as exc:  # noqa: BLE001 - the submission's SystemExit is an answer too
             answer = {"ok": False, "error": {
                 "type": type(exc).__name__,
