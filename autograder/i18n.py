@@ -5,8 +5,9 @@ Every message is written once, in English, where it is built: ``tr("`{name}` is 
 them in its own order). ``tr`` rather than gettext's usual ``_``, which the checks use as a throwaway name
 (``_, loss = model(x, y)``). A message defined before the language is known (a table at module level) is
 marked ``N_("...")`` (for extraction: it returns the text unchanged) and translated where it is used, with
-``translate(text)``. A check's name (``heads are a module list``) is translated with ``check_name(label)``. ``_`` looks the text up in ``locale/<lang>/LC_MESSAGES/gptlab.mo`` for the current
-language, English when there is none or the text has no translation. The catalogues are made with Babel by
+``translate(text)``. A check's name (``heads are a module list``) is translated with ``check_name(label)``.
+``tr`` looks the text up in ``locale/<lang>/LC_MESSAGES/gptlab.mo`` for the current language, English when
+there is none or the text has no translation. The catalogues are made with Babel by
 ``python -m instructor.i18n update`` / ``compile``.
 
 The current language is per process (one grading run, one check cell): ``pytest autograder --lang es``,
