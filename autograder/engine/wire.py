@@ -143,7 +143,10 @@ def _decode_tensor(spec: Any) -> torch.Tensor:
     if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)):
         raise ProtocolError("malformed tensor shape")
     dtype = _DTYPES[dtype_name]
-    raw = base64.b64decode(payload.encode(), validate=True)
+    try:
+        raw = base64.b64decode(payload.encode(), validate=True)
+    except ValueError:  # binascii.Error: not base64 (a forged payload is the decoder's to refuse)
+        raise ProtocolError("malformed tensor data") from None
     numel = math.prod(shape)
     itemsize = torch.empty((), dtype=dtype).element_size()
     if len(raw) != numel * itemsize:
