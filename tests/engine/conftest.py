@@ -21,20 +21,24 @@ def worker_files(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def worker(worker_files):
+    """Started with GPTLAB_DATA naming ``worker_files`` (read at start only: the variable is put back
+    at once, so the rest of a session never sees it); one extra path to hide."""
     from autograder.engine.worker_control import Worker
 
+    w = Worker(memory_mb=4096, hide=[str(worker_files / "secret.txt")])
     saved = os.environ.get("GPTLAB_DATA")
     os.environ["GPTLAB_DATA"] = str(worker_files)
-    w = Worker(memory_mb=4096, hide=[str(worker_files / "secret.txt")])
     try:
         w.start()
-        yield w
     finally:
-        w.close()
         if saved is None:
             os.environ.pop("GPTLAB_DATA", None)
         else:
             os.environ["GPTLAB_DATA"] = saved
+    try:
+        yield w
+    finally:
+        w.close()
 
 
 _cells = iter(range(1000, 10**6))

@@ -49,7 +49,8 @@ def wire_list_becomes_tuple(mp):
 
 
 def wire_no_depth_limit(mp):
-    mp.setattr(wire, "MAX_DEPTH", 10**6)
+    original = wire.to_jsonable
+    mp.setattr(wire, "to_jsonable", lambda value, handle_for=None, depth=0: original(value, handle_for, 0))
 
 
 def wire_trusts_the_shape(mp):
@@ -237,8 +238,7 @@ def parts_allows_five_decimals(mp):
 TABLE = [
     Planted("wire drops a tensor's dtype", "test_wire", "test_tensors_of_every_dtype_round_trip", wire_drops_dtype),
     Planted("wire turns a list into a tuple", "test_wire", "test_list_and_tuple_kept_apart", wire_list_becomes_tuple),
-    Planted("wire has no depth limit", "test_wire", "test_deep_nesting_is_refused_both_ways", wire_no_depth_limit,
-            errors=(RecursionError,)),
+    Planted("wire has no depth limit", "test_wire", "test_deep_nesting_is_refused_both_ways", wire_no_depth_limit),
     Planted("wire trusts the data over the shape", "test_wire", "test_shape_data_mismatch_is_refused_both_ways",
             wire_trusts_the_shape),
     Planted("load keeps nbgrader check cells", "test_load", "test_nbgrader_check_cells_skipped_solution_cells_kept",
