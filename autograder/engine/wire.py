@@ -152,7 +152,10 @@ def _decode_tensor(spec: Any) -> torch.Tensor:
     if len(raw) != numel * itemsize:
         raise ProtocolError("tensor data does not match its shape")
     if numel == 0:
-        t = torch.empty(shape, dtype=dtype)
+        try:  # the other dimensions are bounded by nothing: [2**62, 2**62, 0] overflows torch's size
+            t = torch.empty(shape, dtype=dtype)
+        except (RuntimeError, TypeError, OverflowError):
+            raise ProtocolError("malformed tensor shape") from None
     elif dtype == torch.bfloat16:
         t = torch.frombuffer(bytearray(raw), dtype=torch.int16).view(torch.bfloat16).reshape(shape)
     else:

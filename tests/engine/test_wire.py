@@ -154,6 +154,8 @@ def _tensor_spec(dtype="float32", shape=(2,), payload=None):
     _tensor_spec(shape=(-2,)),
     _tensor_spec(shape=(2.0,)),
     _tensor_spec(payload="not base64!"),
+    _tensor_spec(shape=(2**62, 2**62, 0), payload=""),       # empty, yet past torch's sizes
+    _tensor_spec(shape=(0, 2**70), payload=""),
     {"__float__": "1e400"},                                  # only nan / inf / -inf are spelled out
     {"__float__": "__import__('os')"},
     {"__tuple__": "abc"},
