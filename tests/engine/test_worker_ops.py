@@ -39,8 +39,7 @@ def runtime() -> Runtime:
 
 
 def ask(rt, **request):
-    answer = wire.loads(wire.dumps(rt.dispatch({k: wire.to_jsonable(v) for k, v in request.items()},
-                                               timeout=request.pop("timeout", None))))
+    answer = wire.loads(wire.dumps(rt.dispatch({k: wire.to_jsonable(v) for k, v in request.items()})))
     assert answer["ok"], answer
     return wire.from_jsonable(answer["value"])
 
