@@ -90,8 +90,8 @@ exit 0
 # -- building the zip ------------------------------------------------------------------------------
 
 
-def _pyproject() -> str:
-    from instructor.handout import _pyproject as handout_pyproject
+def pyproject_text() -> str:
+    from instructor.handout import pyproject_text as handout_pyproject
 
     text = handout_pyproject().replace('name = "gpt-lab-handout"', 'name = "gpt-lab-grader"')
     return text.replace('packages = ["autograder", "autograder.checks", "autograder.engine", "data"]',
@@ -101,7 +101,7 @@ def _pyproject() -> str:
 
 def _files(lang: str | None = None) -> dict[str, Path | str]:
     """Path in the zip -> a file of the repository or the text to write."""
-    files: dict[str, Path | str] = {"setup.sh": SETUP_SH, "run_autograder": RUN_AUTOGRADER, "pyproject.toml": _pyproject()}
+    files: dict[str, Path | str] = {"setup.sh": SETUP_SH, "run_autograder": RUN_AUTOGRADER, "pyproject.toml": pyproject_text()}
     if lang:
         files["LANG"] = lang + "\n"
     for path in sorted((REPO / "autograder").rglob("*")):
@@ -160,12 +160,13 @@ def run(root: Path) -> int:
     source, results = root / "source", root / "results" / "results.json"
     results.parent.mkdir(parents=True, exist_ok=True)
     submission, note = find_submission(root / "submission")
-    if submission is None:
-        write_json(results, {"score": 0, "output": note, "visibility": "visible", "stdout_visibility": "hidden",
-                         "tests": []})
+    from autograder.engine.command import grader_command
+    from autograder.engine.report import zero_report
+
+    if submission is None:  # every part at 0, each saying why: the student sees what to upload
+        write_json(results, zero_report(note))
         print(note)
         return 0
-    from autograder.engine.command import grader_command
 
     lang_file = source / "LANG"  # the zip's forced language, if it was built with --lang
     lang = lang_file.read_text().strip() if lang_file.is_file() else ""
@@ -190,8 +191,6 @@ def run(root: Path) -> int:
     if data is None:
         why = f"did not finish within {GRADE_TIMEOUT_S:g} s" if rc is None else f"exited with status {rc} and no results"
         try:
-            from autograder.engine.report import zero_report
-
             data = zero_report(f"the grading run {why}; course staff will look at it and rerun it")
         except Exception:  # noqa: BLE001 - the grader's own package is broken: the plain message
             data = {"score": 0, "tests": [], "visibility": "visible", "stdout_visibility": "hidden",
