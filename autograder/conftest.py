@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import loader, report
+from autograder import loader, report, worker_template
 from autograder.checking import PARTS, CheckFailed, explain
 from autograder.submission import LocalSubmission, RemoteSubmission, SubmissionFailure
 
@@ -143,6 +143,9 @@ class Grading:
 
 
 def pytest_configure(config):
+    # before anything else: a template for the worker (a warm pool's, or one of ours that imports torch
+    # while this process does; sandbox.Worker forks the worker from it, or starts it cold)
+    worker_template.prepare()
     limit_own_memory()
     import torch
 
