@@ -1,7 +1,8 @@
 """Keep the reference solution and the hidden checks out of the worker's reach (Linux).
 
 Where Linux namespaces can be made (as root, or as any user where unprivileged user namespaces
-are allowed), the worker starts under ``unshare`` in new PID, mount, network and IPC namespaces:
+are allowed), the worker starts under ``unshare`` in new PID, mount, network and IPC namespaces (or
+is forked from a warm template into the same namespaces: ``worker_template``):
 
 - it sees only its own processes (it is PID 1 there: it cannot signal or read the grading
   process, and when it dies every process it started dies with it);
