@@ -421,7 +421,10 @@ def template() -> Template | None:
     elif fd is not None:
         found = Template(socket.socket(fileno=fd))
     else:
-        started = start_for_pool(dict(os.environ))
+        try:
+            started = start_for_pool(dict(os.environ))
+        except Exception:  # noqa: BLE001 - no template (no process to be had): workers start cold
+            started = None
         if started is not None:
             found = Template(started[1], started[0])
     _template["t"] = found
