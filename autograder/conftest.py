@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from autograder.engine import load as loader
-from autograder.engine import report
+from autograder.engine import report, worker_template
 from autograder import i18n
 from autograder.i18n import tr
 from autograder import parts as registry
@@ -156,6 +156,9 @@ class Grading:
 
 
 def pytest_configure(config):
+    # before anything else: a template for the worker (a warm pool's, or one of ours that imports torch
+    # while this process does; sandbox.Worker forks the worker from it, or starts it cold)
+    worker_template.prepare()
     limit_own_memory()
     import torch
 

@@ -12,8 +12,9 @@ cwd and TMPDIR, own process group) with a wall-clock limit; on time-out the whol
 killed (the grader's worker runs in a session of its own, so the tree is collected with psutil) and
 the student gets status ``timeout``: not graded (no points in any CSV, listed in the summary).
 By default that process is forked from a warm one that imported torch, pytest and the grader's modules
-once (``instructor.warm_pool``: same arguments, folder, environment and worker; ``--no-warm``: a fresh
-interpreter per submission).
+once (``instructor.warm_pool``: same arguments, folder, environment and worker), and the student's worker
+is forked from the pool's warm template (``autograder.engine.worker_template``: the same namespaces, confinement
+and limits as a cold worker); ``--no-warm``: a fresh interpreter for both, per submission.
 
 Output in OUT_DIR: ``<student>.json`` (the grader's Gradescope results.json, or a stand-in saying
 why there is none; ``extra_data.gptlab`` holds the verdict: status, one-line problem, tampering
@@ -202,7 +203,7 @@ def _run_grader(cmd: list[str], work: Path, env: dict, log_path: Path, timeout: 
 
 
 def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, timeout: float,
-              parts: list[str], pool=None, lang: str | None = None) -> dict:
+              parts: list[str], pool=None, lang: str | None = None, cold: bool = False) -> dict:
     """Run the grader on one submission; never raises for a bad submission. The result's
     ``status`` says whether grading finished (ok / error / timeout / missing); ``tampering``
     lists the notes that make the class status ``tampered`` (``extra_data.gptlab`` of the JSON)."""
@@ -218,6 +219,8 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
             cmd += ["--lang", lang]
         env = {**os.environ, "TMPDIR": str(work), "PYTHONDONTWRITEBYTECODE": "1"}
         env.setdefault("OMP_NUM_THREADS", "1")  # several graders share the cores: no oversubscription
+        if cold:  # today's start throughout: the worker too is a fresh interpreter (autograder.engine.worker_template)
+            env["GPTLAB_WORKER_START"] = "cold"
         log_path = work / "pytest.log"
         rc = _run_grader(cmd, work, env, log_path, timeout, pool)
         tail = log_path.read_bytes()[-3000:].decode("utf-8", "replace")
@@ -347,9 +350,11 @@ def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, referen
     without a submission gets a ``missing`` row); ``start(n)`` is called with the number of
     submissions to grade before the first one, ``progress(result)`` after each. ``reports=False``:
     only the JSON files and the cache (a caller grading one student of a class, as nbgrader does).
-    ``warm``: grading processes forked from a warm zygote (``instructor.warm_pool``) where that works, else
-    (or with ``warm=False``) one fresh ``python -m pytest`` per submission; the grades are the same.
-    ``lang``: the language of the messages (``pytest autograder --lang``); by default each notebook's own."""
+    ``warm``: grading processes forked from a warm zygote (``instructor.warm_pool``) and the students' workers
+    from the pool's warm template (``autograder.engine.worker_template``) where that works, else (or with
+    ``warm=False``: both cold, as before) one fresh ``python -m pytest`` and worker per submission; the
+    grades are the same. ``lang``: the language of the messages (``pytest autograder --lang``); by default
+    each notebook's own."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = max(1, int(jobs or os.cpu_count() or 1))
@@ -383,7 +388,7 @@ def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, referen
     warm_pool_ = warm_pool(version) if warm and todo else None
     if todo:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(grade_one, s, p, out_dir, reference, timeout, parts, warm_pool_, lang): (s, d)
+            futures = {pool.submit(grade_one, s, p, out_dir, reference, timeout, parts, warm_pool_, lang, not warm): (s, d)
                        for s, (p, d) in todo.items()}
             for fut in as_completed(futures):
                 student, digest = futures[fut]

@@ -36,6 +36,8 @@ import sys
 import threading
 from pathlib import Path
 
+from autograder.engine import worker_template
+
 REPO = Path(__file__).resolve().parent.parent
 # what the cold grading process imports before grading anything (measured: torch ~1.5 s, pytest +
 # hypothesis + nbformat ~0.5 s); the check modules (autograder/test_*.py) and conftest are left to
@@ -90,7 +92,7 @@ def _recv_line(sock: socket.socket, limit: int = _MAX_REQUEST) -> dict | None:
     return json.loads(buf)
 
 
-def _grading_child(request: dict) -> None:
+def _grading_child(request: dict, template_fd: int | None) -> None:
     """In the grading child (never returns): become what ``python -m pytest <args>`` would be."""
     code = 70
     try:
@@ -100,6 +102,8 @@ def _grading_child(request: dict) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        if template_fd is not None:  # the sandbox forks the student's worker from the pool's template
+            worker_template.inherit(template_fd)
         sys.dont_write_bytecode = bool(request["env"].get("PYTHONDONTWRITEBYTECODE"))
         import tempfile
 
@@ -136,7 +140,7 @@ def _grading_child(request: dict) -> None:
         os._exit(code)
 
 
-def _monitor(conn: socket.socket, request: dict, control: socket.socket) -> None:
+def _monitor(conn: socket.socket, request: dict, control: socket.socket, template_fd: int | None) -> None:
     """In the monitor (never returns): fork the grading child, report its pid and exit status."""
     code = 0
     try:
@@ -145,7 +149,7 @@ def _monitor(conn: socket.socket, request: dict, control: socket.socket) -> None
         pid = os.fork()
         if pid == 0:
             conn.close()
-            _grading_child(request)
+            _grading_child(request, template_fd)
         _send(conn, {"pid": pid})
         _, status = os.waitpid(pid, 0)
         _send(conn, {"status": os.waitstatus_to_exitcode(status)})
@@ -155,8 +159,9 @@ def _monitor(conn: socket.socket, request: dict, control: socket.socket) -> None
         os._exit(code)
 
 
-def serve(fd: int) -> None:
-    """The zygote's loop: each message on ``fd`` carries a request and the socket to answer on."""
+def serve(fd: int, template_fd: int | None = None) -> None:
+    """The zygote's loop: each message on ``fd`` carries a request and the socket to answer on.
+    ``template_fd``: the socket of the pool's worker template, for the grading children."""
     failed = _preload()
     control = socket.socket(fileno=fd)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # monitors are reaped by the kernel
@@ -182,7 +187,7 @@ def serve(fd: int) -> None:
             conn.close()
             continue
         if pid == 0:
-            _monitor(conn, request, control)
+            _monitor(conn, request, control, template_fd)
         conn.close()
 
 
@@ -196,8 +201,10 @@ class WarmPool:
     with ``start_new_session=True`` and ``.wait(timeout)``: returns the exit status, or None after a
     time-out (the child's whole tree is then killed by the caller through ``kill``)."""
 
-    def __init__(self):
+    def __init__(self, template: bool = True):
         self._lock = threading.Lock()
+        self.template = template  # fork the students' workers from a warm template too
+        self._templates: list[subprocess.Popen] = []
         self._proc: subprocess.Popen | None = None
         self._control: socket.socket | None = None
         self.graded = 0  # grading processes that ran to an exit status here (not fallen back to a cold start)
@@ -207,12 +214,20 @@ class WarmPool:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
         env.setdefault("OMP_NUM_THREADS", "1")
+        template = worker_template.start_for_pool(env) if self.template else None
+        fds = [theirs.fileno()]
+        if template is not None:  # importing while the zygote does; its socket goes to every grading child
+            proc, template_sock = template
+            self._templates.append(proc)  # a replaced zygote's template ends with its last grading child
+            fds.append(template_sock.fileno())
         self._proc = subprocess.Popen(
             [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(REPO)!r}); "
-             f"from instructor.warm_pool import serve; serve({theirs.fileno()})"],
-            pass_fds=[theirs.fileno()], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+             f"from instructor.warm_pool import serve; serve({theirs.fileno()}, {fds[1] if template else None})"],
+            pass_fds=fds, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         theirs.close()
+        if template is not None:
+            template_sock.close()  # the template lives as long as the zygote and its grading children
         mine.settimeout(120)  # importing torch on a busy machine: seconds, not minutes
         try:
             hello = json.loads(mine.recv(_MAX_REQUEST) or b"{}")
@@ -289,6 +304,19 @@ class WarmPool:
                     self._proc.kill()
                     self._proc.wait()
                 self._proc = None
+            for proc in self._templates:  # each exits once its zygote and grading children are gone
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            self._templates = []
+
+    @property
+    def template_pid(self) -> int | None:
+        """The worker template of the current zygote (None: workers start cold)."""
+        p = self._templates[-1] if self._templates else None
+        return p.pid if p is not None and p.poll() is None else None
 
     @property
     def pid(self) -> int | None:

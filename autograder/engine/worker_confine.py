@@ -1,7 +1,8 @@
 """Keep the reference solution and the hidden checks out of the worker's reach (Linux).
 
 Where Linux namespaces can be made (as root, or as any user where unprivileged user namespaces
-are allowed), the worker starts under ``unshare`` in new PID, mount, network and IPC namespaces:
+are allowed), the worker starts under ``unshare`` in new PID, mount, network and IPC namespaces (or
+is forked from a warm template into the same namespaces: ``worker_template``):
 
 - it sees only its own processes (it is PID 1 there: it cannot signal or read the grading
   process, and when it dies every process it started dies with it);
@@ -26,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import resource
 import shutil
 import subprocess
 
@@ -108,6 +110,20 @@ def confine(hide: list[str], writable: str) -> list[str]:
     os.chdir(writable)  # the working directory must be seen through the new (writable) mount
     drop_capabilities(libc)
     return notes
+
+
+def set_worker_limits(memory_mb: int) -> None:
+    """The worker's rlimits, set in the worker before any submission code (a cold worker: between fork and
+    exec; one forked from a template: before ``worker.main``)."""
+    mem = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    # the grading process capped its own data segment (conftest.limit_own_memory): not the worker's
+    _, data_hard = resource.getrlimit(resource.RLIMIT_DATA)
+    resource.setrlimit(resource.RLIMIT_DATA, (data_hard, data_hard))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
+    # No RLIMIT_NPROC: it counts every thread of the user's (a student's browser included) and
+    # root ignores it; the process count is policed from outside instead (sandbox.Worker._police()).
 
 
 def drop_capabilities(libc=None) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import resource
 import select
 import shutil
 import signal
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from autograder.engine import worker_confine as isolation
 from autograder.engine import wire as protocol
+from autograder.engine import worker_template
 from autograder.i18n import tr
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (or the handout) root
@@ -86,6 +86,26 @@ def _keep() -> list[Path]:
     return keep
 
 
+def worker_env(home: str, environ) -> dict:
+    """The worker's whole environment: nothing of the grading run's but what it needs."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": home,
+        "TMPDIR": home,
+        "MPLBACKEND": "Agg",
+        "OMP_NUM_THREADS": environ.get("OMP_NUM_THREADS", "1"),
+        "LANG": "C.UTF-8",
+    }
+    for key in ("GPTLAB_DATA", "CUDA_VISIBLE_DEVICES"):
+        if key in environ:
+            env[key] = environ[key]
+    from autograder import i18n
+
+    if i18n.language() != i18n.DEFAULT:  # the stand-ins' and time limits' messages, in the run's language
+        env["GPTLAB_LANG"] = i18n.language()
+    return env
+
+
 def _become_subreaper() -> None:
     """Orphaned descendants of the worker are re-parented to us, so we can find and kill them."""
     try:
@@ -108,21 +128,14 @@ class Worker:
         self.sock: socket.socket | None = None
         self.workdir: Path | None = None
         self.log_path: Path | None = None
+        self.start_notes: list[str] = []  # why a worker was started cold where a template was meant to fork it
         _become_subreaper()
 
     # -- life cycle -------------------------------------------------------------------------
 
     def _limits(self) -> None:  # runs in the child between fork and exec
         os.setsid()
-        mem = self.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        # the grading process capped its own data segment (conftest.limit_own_memory): not the worker's
-        _, data_hard = resource.getrlimit(resource.RLIMIT_DATA)
-        resource.setrlimit(resource.RLIMIT_DATA, (data_hard, data_hard))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
-        # No RLIMIT_NPROC: it counts every thread of the user's (a student's browser included) and
-        # root ignores it; the process count is policed from outside instead (_police()).
+        isolation.set_worker_limits(self.memory_mb)
 
     def start(self) -> None:
         # one folder for the worker's whole life (restarts included), emptied at each start
@@ -135,25 +148,14 @@ class Worker:
                 entry.unlink(missing_ok=True)
         self.log_path = self.workdir / "output.log"
         parent, child = socket.socketpair()
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(self.workdir),
-            "TMPDIR": str(self.workdir),
-            "MPLBACKEND": "Agg",
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-            "LANG": "C.UTF-8",
-        }
-        for key in ("GPTLAB_DATA", "CUDA_VISIBLE_DEVICES"):
-            if key in os.environ:
-                env[key] = os.environ[key]
-        from autograder import i18n
-
-        if i18n.language() != i18n.DEFAULT:  # the stand-ins' and time limits' messages, in the run's language
-            env["GPTLAB_LANG"] = i18n.language()
+        self._parent = parent
+        env = worker_env(str(self.workdir), os.environ)
         prefix = isolation.unshare_prefix()
         self.isolated = prefix is not None
         hide = [*paths_to_hide([*_keep(), self.workdir]), str(ROOT / "autograder" / "checks" / "hidden"), *self.extra_hide]
         confine = (hide, str(self.workdir)) if self.isolated else None
+        if self.isolated and self._fork(child, env, confine, "--user" in prefix):
+            return
         code = (
             f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
             f"from autograder.engine.worker_main import main; main({child.fileno()}, {self.device!r}, {confine!r})"
@@ -172,6 +174,27 @@ class Worker:
         child.close()
         self.sock = parent
 
+    def _fork(self, child: socket.socket, env: dict, confine, user_ns: bool) -> bool:
+        """The worker forked from a warm template (``worker_template``), in the same namespaces, confinement,
+        limits, environment and folder as a cold one; False where none can be had (then it starts cold)."""
+        template = worker_template.template()
+        if template is None:
+            return False
+        log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            self.proc = template.fork_worker(sock_fd=child.fileno(), log_fd=log, workdir=str(self.workdir),
+                                             device=self.device, confine=list(confine), env=env,
+                                             memory_mb=self.memory_mb, user_ns=user_ns)
+        except worker_template.TemplateUnavailable as exc:
+            self.start_notes.append(f"started cold: {exc}")
+            print(f"gpt-lab sandbox: the worker starts cold ({exc})", file=sys.stderr, flush=True)
+            return False
+        finally:
+            os.close(log)
+        child.close()
+        self.sock = self._parent
+        return True
+
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -180,9 +203,12 @@ class Worker:
         try:
             import psutil
 
-            return psutil.Process(os.getpid()).children(recursive=True)
+            found = psutil.Process(os.getpid()).children(recursive=True)
         except Exception:  # noqa: BLE001 - psutil missing or the process table changed under us
             return []
+        # the template this process started serves every worker of the run: never one to kill
+        keep = worker_template.own_template_pid()
+        return [p for p in found if p.pid != keep]
 
     def kill(self) -> None:
         self._pid_ns = None
@@ -196,6 +222,8 @@ class Worker:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
+                if isinstance(self.proc, worker_template.ForkedProcess):
+                    self.proc.kill()  # forked from a template: not among our descendants
                 for p in self._descendants():
                     try:
                         p.kill()

@@ -1,7 +1,8 @@
 """The submission's process: executes the submission and answers the grading process's requests.
 
 Started by ``sandbox.Worker`` as ``python -I -c ...`` in its own temporary directory, with its
-limits already set. It never decides a grade: it only runs code and returns plain data.
+limits already set, or forked from a warm template that did the same imports (``worker_template``).
+It never decides a grade: it only runs code and returns plain data.
 """
 
 from __future__ import annotations
