@@ -16,14 +16,11 @@ import time
 import psutil
 import pytest
 
-from autograder.engine import worker_confine as isolation
-from autograder.engine import wire as protocol
-from autograder.engine import worker_control as sandbox
-from autograder.engine import worker_template
+from autograder.engine import wire, worker_confine, worker_control, worker_template
 
-pytestmark = pytest.mark.skipif(isolation.unshare_prefix() is None, reason="no namespaces here: workers start cold")
+pytestmark = pytest.mark.skipif(worker_confine.unshare_prefix() is None, reason="no namespaces here: workers start cold")
 
-ROOT = sandbox.ROOT
+ROOT = worker_control.ROOT
 FACTS = r"""
 import os, sys, json, resource, random
 import torch
@@ -60,12 +57,12 @@ KEYS = ["pid", "visible_pids", "fds", "env", "home_is_cwd", "raw_environ_secret"
         "cwd_tmpfs", "matmul", "modules", "random", "torch_rand", "torch_seed", "left_behind", "default_dtype"]
 
 
-def _cell(worker: sandbox.Worker, source: str) -> dict:
+def _cell(worker: worker_control.Worker, source: str) -> dict:
     answer = worker.request({"op": "exec_cell", "number": 1, "source": source, "is_module": True}, 60)
-    return protocol.from_jsonable(answer.get("value"))
+    return wire.from_jsonable(answer.get("value"))
 
 
-def facts(worker: sandbox.Worker) -> dict:
+def facts(worker: worker_control.Worker) -> dict:
     assert _cell(worker, FACTS)["ok"]
     out = {}
     for key in KEYS:
@@ -84,11 +81,11 @@ def fresh_template(monkeypatch):
     worker_template.forget()
 
 
-def _worker(kind: str, monkeypatch) -> sandbox.Worker:
+def _worker(kind: str, monkeypatch) -> worker_control.Worker:
     if kind == "cold":
         monkeypatch.setenv(worker_template.MODE_VAR, "cold")
         worker_template.forget()
-    w = sandbox.Worker(hide=[str(ROOT / "solutions" / "gpt_lab.ipynb")])
+    w = worker_control.Worker(hide=[str(ROOT / "solutions" / "gpt_lab.ipynb")])
     w.start()
     assert isinstance(w.proc, worker_template.ForkedProcess) == (kind == "forked"), w.start_notes
     return w
@@ -166,12 +163,12 @@ def test_forked_worker_dies_with_its_grading_process(fresh_template, monkeypatch
 def test_killed_forked_worker_is_restarted_and_reported(fresh_template, monkeypatch):
     w = _worker("forked", monkeypatch)
     try:
-        with pytest.raises(sandbox.WorkerDied, match="SIGSEGV"):
+        with pytest.raises(worker_control.WorkerDied, match="SIGSEGV"):
             _cell(w, "import ctypes\nctypes.string_at(0)")
         assert w.proc is None
         assert _cell(w, "x = 1")["ok"]  # restarted, from the template again
         assert isinstance(w.proc, worker_template.ForkedProcess)
-        with pytest.raises(sandbox.WorkerDied, match="status 3"):
+        with pytest.raises(worker_control.WorkerDied, match="status 3"):
             _cell(w, "import os\nos._exit(3)")
     finally:
         w.close()
@@ -186,7 +183,7 @@ def test_cold_fallbacks(fresh_template, monkeypatch):
     worker_template.forget()
     assert worker_template.template() is not None
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    w = sandbox.Worker()
+    w = worker_control.Worker()
     try:
         w.start()
         assert not isinstance(w.proc, worker_template.ForkedProcess)
@@ -198,7 +195,7 @@ def test_cold_fallbacks(fresh_template, monkeypatch):
     os.kill(worker_template.own_template_pid(), signal.SIGKILL)
     time.sleep(0.3)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    w = sandbox.Worker()
+    w = worker_control.Worker()
     try:
         w.start()
         assert not isinstance(w.proc, worker_template.ForkedProcess) and w.start_notes
@@ -210,11 +207,11 @@ def test_cold_fallbacks(fresh_template, monkeypatch):
 POOL_PROBE = """
 import json, os
 import psutil
-from autograder import sandbox, worker_template
+from autograder.engine import worker_control, worker_template
 
 
 def test_probe():
-    w = sandbox.Worker()
+    w = worker_control.Worker()
     w.start()
     try:
         json.dump({"forked": isinstance(w.proc, worker_template.ForkedProcess), "notes": w.start_notes,
