@@ -8,6 +8,7 @@ reference). It raises ``CheckFailed`` with a message for the student; ``Submissi
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 from hypothesis import HealthCheck, Phase, settings
@@ -72,6 +73,42 @@ def need(sub, name: str, kind: str = "class") -> None:
         fail(f"`{name}` is not defined: run its cell, and check the cells above it for errors{where}")
     if kinds[name] != kind:
         fail(f"`{name}` should be a {kind}, but it is a {kinds[name]}")
+
+
+@contextmanager
+def owned_by(sub, *causes):
+    """One failure per cause. ``causes``: (owner, probe) pairs, where ``owner`` is the name of the
+    check that reports a cause and ``probe(sub)`` says why that cause is present in ``sub`` (or
+    ""). The body is a check's measurement; if it fails while an owner's cause is present, the
+    check fails with "not measured: ..." naming the owner, never with the owner's message again.
+    It still fails (a check that cannot measure never passes), so no submission earns more than
+    without it. Owners never defer to the checks they own (no cycles)."""
+    try:
+        yield
+    except (CheckFailed, SubmissionFailure) as exc:
+        if isinstance(exc, SubmissionFailure) and exc.not_implemented:
+            raise
+        for owner, probe in causes:
+            try:
+                why = probe(sub)
+            except (CheckFailed, SubmissionFailure):
+                why = ""
+            if why:
+                fail(f"not measured: {why}; the check '{owner}' reports the cause (fix it first)")
+        raise
+
+
+def fails(measure, why: str):
+    """A probe for ``owned_by``: ``why`` when ``measure(sub)`` (an owner's own check) fails, else ""."""
+    def probe(sub) -> str:
+        try:
+            measure(sub)
+        except SubmissionFailure as exc:
+            return "" if exc.not_implemented else why
+        except CheckFailed:
+            return why
+        return ""
+    return probe
 
 
 def named(obj, cls: str, **arguments):
@@ -144,6 +181,13 @@ def chi_square_p(observed: torch.Tensor, expected_probs: torch.Tensor) -> float:
     return float(torch.special.gammaincc(torch.tensor(dof / 2.0, dtype=torch.float64), stat / 2.0))
 
 
+def their_lines(exc: BaseException) -> str:
+    """The submission's own failing lines (its cell, named by content, and the line), on lines of
+    their own after a message; "" when the error did not pass through the submission's code."""
+    where = getattr(exc, "traceback", "")
+    return f"\n{where}" if where else ""
+
+
 def not_implemented(exc: BaseException) -> bool:
     return isinstance(exc, SubmissionFailure) and exc.not_implemented
 
@@ -163,9 +207,7 @@ def explain(exc: BaseException) -> str:
         hint = likely_cause(exc.what, exc.message)
         if hint:
             text += f". Hint: {hint}"
-        if exc.traceback:
-            text += "\n" + exc.traceback
-        return text
+        return text + their_lines(exc)
     return f"the check could not run ({type(exc).__name__}: {str(exc)[:300]})"
 
 

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checking import expect, fail, need
+from autograder.checking import expect, fail, fails, need, owned_by
 
 PART = "tokenizer"
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\nAll: Speak, speak!\n"
@@ -36,12 +36,13 @@ def test_tokenizer_vocabulary_sorted(sub):
 def test_tokenizer_encode_is_index_in_vocabulary(sub):
     """``encode`` maps each character to its index in the sorted vocabulary."""
     need(sub, "CharTokenizer")
-    tok = sub.new("CharTokenizer", TEXT)
-    sample = "hear me speak"
-    got = _ids(tok.call("encode", sample), "encode")
-    expected = [ALPHABET.index(c) for c in sample]
-    expect(got == expected, f"encode({sample!r}): expected {expected}, got {got}. "
-           "Hint: a character's id is its position in the sorted list of characters")
+    with owned_by(sub, ("vocabulary sorted", fails(test_tokenizer_vocabulary_sorted, "tokenizer.chars is wrong"))):
+        tok = sub.new("CharTokenizer", TEXT)
+        sample = "hear me speak"
+        got = _ids(tok.call("encode", sample), "encode")
+        expected = [ALPHABET.index(c) for c in sample]
+        expect(got == expected, f"encode({sample!r}): expected {expected}, got {got}. "
+               "Hint: a character's id is its position in the sorted list of characters")
 
 
 @given(st.text(alphabet=ALPHABET, max_size=40))
