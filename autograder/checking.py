@@ -54,6 +54,14 @@ def _load_failures(sub) -> list:
     return [c for c in cells or [] if not getattr(c, "ok", True)]
 
 
+def cell_label(sub, number: int) -> str:
+    """A cell of the submission as a student finds it (what it defines, its section), or "cell N"."""
+    for cell in getattr(getattr(sub, "program", None), "cells", None) or []:
+        if cell.number == number:
+            return cell.label
+    return f"cell {number}"
+
+
 def _is_module(sub) -> bool:
     program = getattr(sub, "program", None)
     return getattr(getattr(program, "path", None), "suffix", "") == ".py"
@@ -69,7 +77,8 @@ def need(sub, name: str, kind: str = "class") -> None:
                      + (f"\n{failed[0].traceback}" if failed[0].traceback else "")) if failed else ""
             fail(f"`{name}` is not defined by the module{cause}" if cause else
                  f"`{name}` is not defined by the module: define it at module level, with this name")
-        where = f" (cell {failed[0].number} raised {failed[0].error_type}: {failed[0].message})" if failed else ""
+        where = (f" ({cell_label(sub, failed[0].number)} raised {failed[0].error_type}: {failed[0].message})"
+                 + their_lines(failed[0])) if failed else ""
         fail(f"`{name}` is not defined: run its cell, and check the cells above it for errors{where}")
     if kinds[name] != kind:
         fail(f"`{name}` should be a {kind}, but it is a {kinds[name]}")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from autograder import loader, report
-from autograder.checking import PARTS, CheckFailed, explain
+from autograder.checking import PARTS, CheckFailed, cell_label, explain
 from autograder.submission import LocalSubmission, RemoteSubmission, SubmissionFailure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -331,7 +331,7 @@ def _summary(tr, grading: Grading) -> None:
     if grading.sub is not None and grading.sub.loaded:
         bad = [c for c in grading.sub.report.cells if not c.ok and c.error_type != "NotImplementedError"]
         for c in bad[:5]:
-            tr.write_line(f"note: cell {c.number} failed while loading: {c.error_type}: {c.message}")
+            tr.write_line(f"note: {cell_label(grading.sub, c.number)} failed while loading: {c.error_type}: {c.message}")
         if len(bad) > 5:
             tr.write_line(f"note: {len(bad) - 5} more cells failed while loading")
     for note in _notes(grading):
@@ -366,7 +366,7 @@ def _write_report(grading: Grading, config) -> list:
             grading.sub.close()
         parts = _results(grading)
         if path:
-            lines = [f"cell {c.number}: {c.error_type}: {c.message}" for c in
+            lines = [f"{cell_label(grading.sub, c.number)}: {c.error_type}: {c.message}" for c in
                      (grading.sub.report.cells if grading.sub and grading.sub.loaded else []) if not c.ok]
             extra = [f"not graded: {grading.fatal}"] if grading.fatal else []
             extra += [f"could not be read: {grading.submission_error}"] if grading.submission_error else []

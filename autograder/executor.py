@@ -70,10 +70,10 @@ def cell_filename(number: int) -> str:
     return f"{CELL_FILE_PREFIX}cell {number}>"
 
 
-def describe_cell(source: str, number: int | None = None) -> str:
+def describe_cell(source: str, number: int | None = None, heading: str = "") -> str:
     """A cell named by its content, as a student finds it in Jupyter: "the cell defining `Head`",
-    else "the cell starting `x = ...`" (its first line of code); the grader's cell number (which
-    counts markdown cells too) follows in parentheses where there is one."""
+    else "the cell starting `x = ...`" (its first line of code) and the section it is in; the
+    grader's cell number (which counts markdown cells too) follows in parentheses where there is one."""
     import ast
 
     names = []
@@ -86,8 +86,12 @@ def describe_cell(source: str, number: int | None = None) -> str:
         what = "the cell defining " + ", ".join(f"`{n}`" for n in names[:3]) + (" ..." if len(names) > 3 else "")
     else:
         lines = [ln.strip() for ln in source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-        first = lines[0] if lines else ""
+        # the first line that tells the cell apart (a seed or an import starts many cells)
+        telling = [ln for ln in lines if not ln.startswith(("torch.manual_seed(", "import ", "from "))]
+        first = (telling or lines or [""])[0]
         what = f"the cell starting `{first if len(first) <= 50 else first[:47] + '...'}`" if first else "an empty cell"
+        if heading:
+            what += f" in section \"{heading}\""
     return what + (f" (cell {number})" if number is not None else "")
 
 
@@ -99,7 +103,12 @@ def _is_student_file(filename: str) -> bool:
             or "/ipykernel_" in filename.replace("\\", "/"))
 
 
+_LABELS: dict[str, str] = {}  # cell file name -> its label, where the caller knows more than the source
+
+
 def _where(filename: str) -> str:
+    if filename in _LABELS:
+        return _LABELS[filename]
     lines = linecache.getlines(filename)
     number = None
     if filename.startswith(CELL_FILE_PREFIX):
@@ -131,8 +140,10 @@ def short_message(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def run_cell(namespace: dict, number: int, source: str, is_module: bool = False) -> CellOutcome:
+def run_cell(namespace: dict, number: int, source: str, is_module: bool = False, label: str = "") -> CellOutcome:
     filename = cell_filename(number)
+    if label:  # how tracebacks name this cell (its section, which its source does not hold)
+        _LABELS[filename] = label[:200]
     # register the source so tracebacks can quote the student's lines
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     if is_module:

@@ -44,10 +44,15 @@ class Cell:
     number: int  # 1-based position in the notebook, markdown cells included (what a student counts)
     source: str
     ipython: bool = False  # source still holds IPython syntax: run ``to_python`` on it where it executes
+    heading: str = ""  # the last markdown heading above the cell (a notebook's section), "" if none
 
     @property
     def label(self) -> str:
-        return f"cell {self.number}"
+        """The cell as a student finds it in Jupyter: by what it defines, else its first line and
+        section ("cell 53" alone means nothing there), with the number after."""
+        from .executor import describe_cell
+
+        return describe_cell(self.source, self.number, self.heading)
 
 
 @dataclass
@@ -138,7 +143,10 @@ def read_notebook_cells(path: Path, text: str) -> Program:
         raise SubmissionError(f"{path.name} is JSON but not a Jupyter notebook (it has no list of cells)")
     raw_cells = raw["cells"] if isinstance(raw.get("cells"), list) else _v3_cells(raw)
     cells, skipped = [], []
+    heading = ""
     for number, cell in enumerate(raw_cells, start=1):
+        if isinstance(cell, dict) and cell.get("cell_type") == "markdown":
+            heading = _heading(cell.get("source", "")) or heading
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
@@ -155,8 +163,19 @@ def read_notebook_cells(path: Path, text: str) -> Program:
             continue
         code = _code_of(number, source, skipped)
         if code is not None:
+            code.heading = heading
             cells.append(code)
     return Program(path, cells, skipped)
+
+
+def _heading(source) -> str:
+    """The last markdown heading of a markdown cell's source ("## 5. Self-attention" -> "5. Self-attention")."""
+    if isinstance(source, list):
+        source = "".join(s for s in source if isinstance(s, str))
+    if not isinstance(source, str):
+        return ""
+    found = [ln.lstrip("#").strip() for ln in source.splitlines() if ln.startswith("#") and ln.lstrip("#").strip()]
+    return found[-1][:80] if found else ""
 
 
 def decode_module_source(path: Path, data: bytes | str) -> str:

@@ -88,7 +88,8 @@ def check(part: str, namespace: dict) -> Score:
     pending = _pending(part)
     passed = sum(1 for _, message in results if not message)
     for name, message in results:
-        print(f"  [{'PASS' if not message else 'FAIL'}] {part}: {name}" + (f"\n         {message}" if message else ""))
+        text = "".join(f"\n         {line}" for line in message.splitlines())  # every line under its check
+        print(f"  [{'PASS' if not message else 'FAIL'}] {part}: {name}" + text)
     score = points * passed / (total + pending) if total + pending else Fraction(0)
     more = f"; {pending} hidden check{'s' if pending != 1 else ''} run{'s' if pending == 1 else ''} at grading time" if pending else ""
     print(f"{part}: {passed}/{total} visible checks passed{more}: "
