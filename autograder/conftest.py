@@ -2,7 +2,7 @@
 verdict messages, the end-of-run table and ``--grade-json``.
 
 The grading process (this one) never imports or runs the submission: it runs in a worker
-process (``sandbox.py``) and this process decides every verdict from the plain data it returns.
+process (``engine/worker_control.py``) and this process decides every verdict from the plain data it returns.
 
 Whatever the input, the run ends with one report (the table, and results.json with ``--grade-json``):
 a failure while configuring, collecting or reporting is caught and becomes a 0 for what did not run,
@@ -21,9 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from autograder import loader, report
-from autograder.checking import PARTS, CheckFailed, cell_label, explain
-from autograder.submission import LocalSubmission, RemoteSubmission, SubmissionFailure
+from autograder.engine import load as loader
+from autograder.engine import report
+from autograder import parts as registry
+from autograder.checks.verdicts import CheckFailed, cell_label, explain
+from autograder.engine.submission import LocalSubmission, RemoteSubmission, SubmissionFailure
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SUBMISSION = ROOT / "assignment" / "gpt_lab.ipynb"
@@ -64,7 +66,7 @@ def pytest_addoption(parser):
     group.addoption("--reference", default=None, help="reference solution (default: solutions/gpt_lab.ipynb)")
     group.addoption("--grade-json", default=None, help="write Gradescope results.json here")
     group.addoption("--device", default="cpu", choices=("cpu", "cuda"), help="where the submission runs")
-    group.addoption("--rubric", default=None, help="points per part (default: autograder/rubric.toml)")
+    group.addoption("--rubric", default=None, help="a registry of parts with other points (default: autograder/parts.toml)")
     group.addoption("--time-budget", default=RUN_BUDGET_S, type=float,
                     help=f"wall-clock seconds for the whole submission (default {RUN_BUDGET_S:g})")
 
@@ -147,7 +149,6 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(1)  # the checks' tensors are tiny; a second thread only adds contention
-    config.addinivalue_line("markers", "part(name): the lab part a check belongs to")
     # a check module that fails to import costs its own checks, never the run (and its report)
     config.option.continue_on_collection_errors = True
     config._gptlab = Grading(config)
@@ -186,13 +187,24 @@ def pytest_internalerror(excrepr, excinfo):
 
 
 def _part_of(item) -> str:
-    marker = item.get_closest_marker("part")
-    return marker.args[0] if marker else getattr(item.module, "PART", "")
+    """The part an item checks: the registry's one rule (``registry.check_part``), as the check cells use."""
+    module = getattr(item, "module", None)
+    return registry.check_part(module.__name__, item.originalname) if module is not None else None
+
+
+def _hidden(item) -> bool:
+    return registry.is_hidden(item.module.__name__)
 
 
 def pytest_collection_modifyitems(session, config, items):
-    order = {p: i for i, p in enumerate(PARTS)}
-    items.sort(key=lambda it: (order.get(_part_of(it), len(order)), "hidden" in Path(str(it.fspath)).parts))
+    """Keep exactly the checks the registry's discovery finds (``parts.checks_of``), in the
+    registry's order, each part's visible checks before its hidden ones."""
+    order = {p: i for i, p in enumerate(registry.PARTS)}
+    kept = [it for it in items if _part_of(it)]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[it for it in items if not _part_of(it)])
+        items[:] = kept
+    items.sort(key=lambda it: (order[_part_of(it)], _hidden(it)))
 
 
 @pytest.fixture
@@ -266,7 +278,7 @@ def _record(item, call, rep) -> None:
     if call.when == "setup" and rep.passed:
         return
     grading: Grading = item.config._gptlab
-    hidden = "hidden" in Path(str(item.fspath)).parts
+    hidden = _hidden(item)
     name = item.originalname.removeprefix(f"test_{part}_").replace("_", " ")
     callspec = getattr(item, "callspec", None)
     if callspec is not None:
@@ -294,7 +306,7 @@ def _record(item, call, rep) -> None:
 def _results(grading: Grading):
     ran = [o for o in grading.outcomes if o.status != "pending"]
     pending = [o for o in grading.outcomes if o.status == "pending"]
-    hidden_present = (Path(__file__).parent / "hidden").is_dir()
+    hidden_present = registry.HIDDEN.is_dir()
     parts = report.score_parts(ran, grading.rubric, grading.bonus, hidden_present)
     by_part = {p.part: p for p in parts}
     for o in pending:  # hidden checks that need the reference: they count, and run at grading time

@@ -11,14 +11,13 @@ never runs a hidden check.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import warnings
 import inspect
 from fractions import Fraction
 
-from .checking import PARTS, explain
-from .report import load_rubric
+from autograder import parts
+from autograder.checks.verdicts import explain
 
 
 class Score(float):
@@ -28,40 +27,13 @@ class Score(float):
         return f"{float(self):.4g}"
 
 
-def _marks(fn, name: str):
-    return [m for m in getattr(fn, "pytestmark", []) if m.name == name]
-
-
-def _checks(part: str, hidden: bool = False):
-    """[(name, function, keyword arguments)] of a part's checks, parametrisations expanded.
-    ``hidden`` adds the hidden checks (the instructor's tools count them; the notebook never runs them)."""
-    modules = [importlib.import_module(f"autograder.test_{part}")]
-    if hidden:
-        modules.append(importlib.import_module("autograder.hidden.test_hidden_reference"))
-    found = []
-    for module in modules:
-        for name, fn in vars(module).items():
-            if not (name.startswith(f"test_{part}_") and callable(fn)):
-                continue
-            marked = _marks(fn, "part")
-            if (marked[0].args[0] if marked else getattr(module, "PART", "")) != part:
-                continue
-            label = name.removeprefix(f"test_{part}_").replace("_", " ")
-            cases = [(label, {})]
-            for mark in _marks(fn, "parametrize"):
-                argname, values = mark.args[0], mark.args[1]
-                cases = [(f"{lab} [{v}]", {**kw, argname: v}) for lab, kw in cases for v in values]
-            found.extend((lab, fn, kw) for lab, kw in cases)
-    return found
-
-
 def run_part(part: str, namespace: dict) -> tuple[list[tuple[str, str]], int]:
     """[(check name, "" if passed else message)] of the part's visible checks, and their number."""
-    from .submission import LocalSubmission
+    from autograder.engine.submission import LocalSubmission
 
     sub = LocalSubmission(namespace)
     results = []
-    for name, fn, kwargs in _checks(part):
+    for name, fn, kwargs in parts.checks_of(part):
         if "ref" in inspect.signature(fn).parameters:
             continue  # needs the reference: only the isolated grader runs it
         try:
@@ -78,14 +50,14 @@ def run_part(part: str, namespace: dict) -> tuple[list[tuple[str, str]], int]:
 
 def check(part: str, namespace: dict) -> Score:
     """Run a part's visible checks on the notebook's globals: a self-check, never a grade."""
-    if part not in PARTS:
-        raise ValueError(f"unknown part {part!r}; parts are {', '.join(PARTS)}")
+    if part not in parts.PARTS:
+        raise ValueError(f"unknown part {part!r}; parts are {', '.join(parts.PARTS)}")
     # nbgrader gives 0 to a test cell that writes to stderr: keep warnings out of it
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         results, total = run_part(part, namespace)
-    points = load_rubric()[0].get(part, Fraction(0))
-    pending = _pending(part)
+    points = parts.part(part).points
+    pending = parts.hidden_counts().get(part, 0)
     passed = sum(1 for _, message in results if not message)
     for name, message in results:
         text = "".join(f"\n         {line}" for line in message.splitlines())  # every line under its check
@@ -95,11 +67,3 @@ def check(part: str, namespace: dict) -> Score:
     print(f"{part}: {passed}/{total} visible checks passed{more}: "
           f"{float(score):.2f} of {float(points):.2f} points so far (a self-check: the autograder grades)")
     return Score(float(score))
-
-
-def _pending(part: str) -> int:
-    import json
-
-    from .report import MANIFEST
-
-    return int(json.loads(MANIFEST.read_text()).get(part, 0)) if MANIFEST.exists() else 0

@@ -50,7 +50,7 @@ ASSIGNMENT = ROOT / "assignment" / "gpt_lab.ipynb"
 # sampling (generate, the CUDA RNG), get_batch's RNG, eval mode (estimate_loss), the training loop.
 DEFAULT_MUTANTS = ("head_scale_n_embd", "gpt_pos_all_zero", "gen_raw_logits", "gb_python_random",
                    "el_no_eval", "train_no_zero_grad")
-WORKER_MEMORY_MB = 6144  # the grading worker's RLIMIT_AS (autograder/sandbox.py, Worker.memory_mb)
+WORKER_MEMORY_MB = 6144  # the grading worker's RLIMIT_AS (autograder/engine/worker_control.py, Worker.memory_mb)
 PUBLISHED_LECTURE_VAL = 1.48  # /work/shared/notes/grading-facts.md: the lecture GPU configuration's best val loss
 
 
@@ -99,9 +99,9 @@ class Grade:
 
 
 def grade(path: Path, device: str, out_json: Path, timeout: float) -> Grade:
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "autograder"), "-q", "-p", "no:cacheprovider",
-           "--submission", str(path), "--reference", str(REFERENCE), "--grade-json", str(out_json),
-           "--device", device]
+    from autograder.engine.command import grader_command
+
+    cmd = grader_command(path, out_json, reference=REFERENCE, device=device)
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
@@ -201,7 +201,7 @@ def grade_all(subs: dict[str, Path], runs: list[str], swap: dict[str, Path], out
 
 
 def worker_env() -> dict:
-    """The environment the grading worker gets (autograder/sandbox.py, Worker.start): a short PATH,
+    """The environment the grading worker gets (autograder/engine/worker_control.py, Worker.start): a short PATH,
     no LD_LIBRARY_PATH, so a CUDA driver found only through the caller's environment is not found."""
     env = {"PATH": "/usr/bin:/bin", "HOME": tempfile.gettempdir(), "TMPDIR": tempfile.gettempdir(),
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "LANG": "C.UTF-8"}
@@ -350,7 +350,7 @@ def main(argv=None) -> int:
         print(f"pre-flight: CUDA in a process started like the grading worker (its environment, python -I, "
               f"RLIMIT_AS {WORKER_MEMORY_MB} MiB): {why}", flush=True)
         if not ok:
-            notes.append(f"the CUDA pre-flight failed ({why}): the grading worker (autograder/sandbox.py) "
+            notes.append(f"the CUDA pre-flight failed ({why}): the grading worker (autograder/engine/worker_control.py) "
                          "cannot use the GPU as it is started now")
 
     names = [n.strip() for n in args.submissions.split(",") if n.strip()]

@@ -59,7 +59,7 @@ def _descendants(pid: int) -> list[int]:
 def _is_worker(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"autograder.worker" in f.read()
+            return b"autograder.engine.worker_main" in f.read()
     except OSError:
         return False
 
@@ -93,8 +93,9 @@ def run_case(case_id: str, root: Path) -> dict:
     (folder / "tmp").mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NBGRADER"))}
     env["TMPDIR"] = str(folder / "tmp")
-    cmd = [sys.executable, "-m", "pytest", "autograder", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-           "--submission", str(sub), "--grade-json", str(out), *case.args]
+    from autograder.engine.command import grader_command
+
+    cmd = grader_command(sub, out, extra=("-p", "no:randomly", *case.args))
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -121,7 +122,7 @@ def largest_answer() -> int:
     """Grade the reference in this process with protocol.recv recorded: the largest answer read."""
     import pytest
 
-    from autograder import protocol
+    from autograder.engine import wire as protocol
 
     sizes = []
     original = protocol.recv
@@ -160,7 +161,7 @@ def main(argv: list[str]) -> int:
     print(f"largest disk use of a worker: {max(r['disk_mb'] for r in rows):.1f} MB")
     if not argv:
         size = largest_answer()
-        from autograder import protocol
+        from autograder.engine import wire as protocol
 
         print(f"largest answer a check of the reference reads: {size / 2**10:.1f} KiB "
               f"(cap: {protocol.MAX_ANSWER_BYTES >> 20} MiB, {protocol.MAX_ANSWER_BYTES / max(size, 1):.0f}x)")

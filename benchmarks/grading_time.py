@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from autograder.engine.command import grader_command  # noqa: E402
 
 
 def main() -> int:
@@ -31,8 +34,7 @@ def main() -> int:
         for i in range(args.runs):
             start = time.perf_counter()
             proc = subprocess.run(
-                [sys.executable, "-m", "pytest", str(ROOT / "autograder"), "-q", "-p", "no:cacheprovider",
-                 "--submission", str(args.submission), "--grade-json", str(out)],
+                grader_command(args.submission, out),
                 cwd=ROOT, capture_output=True, text=True,
             )
             times.append(time.perf_counter() - start)

@@ -40,7 +40,7 @@ def unreadable(path: Path) -> str:
     (refused by the grader's one locator; nbgrader would follow it, or block on a FIFO), or a file
     that is not a notebook (nbgrader then grades nothing and writes nothing for it, and the submission
     would look like a blank one)."""
-    from autograder.loader import SubmissionError, locate_submission
+    from autograder.engine.load import SubmissionError, locate_submission
 
     try:
         locate_submission(path)

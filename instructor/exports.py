@@ -5,7 +5,7 @@
                                  [--due ISO_TIME --late-per-day F [--late-max F]] [--submitted DIR]
                                  [--assignment NAME]
 
-One definition of the maximum and of the bonus, read from the rubric (``autograder.report.load_rubric``):
+One definition of the maximum and of the bonus, read from the rubric (``autograder.engine.report.load_rubric``):
 the maximum is the sum of the points of the parts that are not bonus parts; a bonus part's points
 are extra credit, counted in the total but not in the maximum (a full-marks student has
 ``total`` = maximum + bonus). Every CSV starts with that maximum (a ``max`` row, or Canvas's
@@ -29,7 +29,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
 
-from autograder.report import load_rubric
+from autograder.engine.report import load_rubric
 from instructor.class_summary import NOT_GRADED, add_missing, classify, load_folder
 
 REPO = Path(__file__).resolve().parent.parent
@@ -287,7 +287,7 @@ def main(argv=None) -> int:
     ap.add_argument("results", help="a folder of <student>.json results (grade_class's --out folder)")
     ap.add_argument("--out", default=None, help="where the CSV files go (default: the results folder)")
     ap.add_argument("--assignment", default="gpt_lab", help="the assignment's name in the LMS")
-    ap.add_argument("--rubric", default=None, help="points per part (default: autograder/rubric.toml)")
+    ap.add_argument("--rubric", default=None, help="a registry of parts with other points (default: autograder/parts.toml)")
     ap.add_argument("--roster", default=None, help="CSV: student, and any of name, canvas_id, sis_user_id, "
                     "sis_login_id, section, email, username, submitted_at; absent students are 'missing'")
     ap.add_argument("--written", default=None, help="CSV: student, one column per written answer grade_id")

@@ -23,7 +23,7 @@ problem: ``instructor.exports``), ``canvas.csv`` and ``moodle.csv`` (LMS grade i
 (every submission that errored, timed out, was tampered with or was not found, with its reason:
 ``instructor.class_summary``, also printed at the end) and ``.cache.json``: a
 rerun skips a submission whose content hash and grader version (hash of autograder/*.py,
-autograder/hidden/*.py, the rubric and the reference) are unchanged, unless ``--force``.
+autograder/checks/, the registry of parts and the reference) are unchanged, unless ``--force``.
 Progress (n / N, time left, errors so far) is shown with tqdm on stderr.
 """
 
@@ -43,12 +43,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib
-
-from autograder.report import load_rubric
+from autograder import parts as registry
+from autograder.engine.command import grader_command
+from autograder.engine.report import load_rubric, write_json
 from instructor import class_summary, exports, tampering
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,7 +78,7 @@ def discover(submissions_dir: str | os.PathLike, assignment: str | None = None) 
     if not root.is_dir():
         raise FileNotFoundError(f"no submissions folder at {root}")
     found: dict[str, Path] = {}
-    files = sorted(p for p in root.iterdir() if (p.is_symlink() or not p.is_dir()) and _visible(p))  # links and special files get a row: the shared locator (autograder.loader) refuses them
+    files = sorted(p for p in root.iterdir() if (p.is_symlink() or not p.is_dir()) and _visible(p))  # links and special files get a row: the shared locator (autograder.engine.load) refuses them
     stems: dict[str, int] = {}
     for p in files:
         stems[p.stem] = stems.get(p.stem, 0) + 1
@@ -126,7 +123,7 @@ def submission_hash(path: Path) -> str:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and not (set(p.parts) & _IGNORED))
         return "dir:" + _hash_files(files, base=path)
-    from autograder.loader import SubmissionError, read_bytes_safely
+    from autograder.engine.load import SubmissionError, read_bytes_safely
 
     try:  # never through a link, never blocking on a FIFO, bounded (the grader refuses those anyway)
         return "file:" + hashlib.sha256(read_bytes_safely(path)).hexdigest()
@@ -138,8 +135,8 @@ def submission_hash(path: Path) -> str:
 
 def grader_version(reference: Path | None = None) -> str:
     """Hash of what decides a grade besides the submission: the grader's code, rubric, reference."""
-    files = sorted(AUTOGRADER.glob("*.py")) + sorted((AUTOGRADER / "hidden").glob("*.py"))
-    files += [p for p in (AUTOGRADER / "rubric.toml", AUTOGRADER / "hidden_manifest.json") if p.exists()]
+    files = sorted(p for p in AUTOGRADER.rglob("*") if p.suffix in (".py", ".toml", ".json")
+                   and "__pycache__" not in p.parts)
     h = hashlib.sha256(_hash_files(files, base=AUTOGRADER).encode())
     ref = Path(reference or DEFAULT_REFERENCE)
     h.update(b"reference\0" + (ref.read_bytes() if ref.is_file() else b"<none>"))
@@ -149,8 +146,7 @@ def grader_version(reference: Path | None = None) -> str:
 
 
 def rubric_parts() -> list[str]:
-    with open(AUTOGRADER / "rubric.toml", "rb") as f:
-        return list(tomllib.load(f).get("points", {}))
+    return list(registry.ids())
 
 
 # -- one submission ----------------------------------------------------------------------------
@@ -185,12 +181,6 @@ def _unreadable(data: dict) -> str:
     return ""
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
 def _run_grader(cmd: list[str], work: Path, env: dict, log_path: Path, timeout: float, pool=None) -> int | None:
     """The grading process's exit status (None: timed out, its tree killed): a child forked from the warm
     pool's zygote (``instructor.warm_pool``) when one is given and answers, else a fresh ``python -m pytest``."""
@@ -223,11 +213,7 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
     work = Path(tempfile.mkdtemp(prefix=f"grade-{student}-"))
     try:
         result_json = work / "results.json"
-        cmd = [sys.executable, "-m", "pytest", str(AUTOGRADER), "-q", "-p", "no:cacheprovider",
-               "--rootdir", str(REPO), "--submission", os.path.abspath(path),
-               "--grade-json", str(result_json)]
-        if reference is not None:
-            cmd += ["--reference", str(Path(reference).resolve())]
+        cmd = grader_command(path, result_json, reference=reference)
         env = {**os.environ, "TMPDIR": str(work), "PYTHONDONTWRITEBYTECODE": "1"}
         env.setdefault("OMP_NUM_THREADS", "1")  # several graders share the cores: no oversubscription
         log_path = work / "pytest.log"
@@ -261,7 +247,7 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
     # the class status (summary, CSVs): "tampered" for a graded submission with tampering notes
     data.setdefault("extra_data", {})["gptlab"] = {"status": "tampered" if notes else status, "problem": problem,
                                                    "tampering": notes}
-    _write_json(json_path, data)
+    write_json(json_path, data)
     scores, maxima = part_scores(data, parts)
     return {
         "student": student,
@@ -385,7 +371,7 @@ def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, referen
     lock = threading.Lock()
 
     def save():  # entries of students not in this call are kept: grading a subset forgets nothing
-        _write_json(out_dir / CACHE_NAME, {"version": CACHE_VERSION, "students": entries})
+        write_json(out_dir / CACHE_NAME, {"version": CACHE_VERSION, "students": entries})
 
     for student in roster or ():
         if student not in paths:
@@ -418,7 +404,7 @@ def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, referen
 def _missing(student: str, out_dir: Path) -> dict:
     reason = "no submission found for this student (on the roster)"
     data = class_summary.missing_stand_in(reason)
-    _write_json(out_dir / f"{student}.json", data)
+    write_json(out_dir / f"{student}.json", data)
     return {"student": student, "path": "", "status": "missing", "parts": {}, "max": {}, "total": 0.0,
             "message": reason, "problem": reason, "seconds": 0.0, "cached": False,
             "json": str(out_dir / f"{student}.json")}

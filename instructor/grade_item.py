@@ -40,6 +40,7 @@ import threading
 import time
 from pathlib import Path
 
+from autograder.engine.report import write_json, write_text_atomic
 from instructor.grade_class import grade_one, grader_version, rubric_parts, submission_hash
 from instructor.grade_manifest import Item, ManifestError, item_key, load, parse_spec, task_items
 
@@ -58,20 +59,6 @@ def read_result(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("format") == RESULT_FORMAT else None
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the grades from the course staff's group
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())  # a shared file system: the file is whole before it takes the name
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class _PeakMemory:
@@ -158,10 +145,10 @@ def grade(item: Item, results_dir: Path, reference: Path | None, timeout: float 
         "message": row["message"],
         "results": data,  # the grader's Gradescope results.json, as grade_class writes it
     }
-    _atomic_write(target, json.dumps(result, indent=1, sort_keys=True) + "\n")
+    write_json(target, result, indent=1, sort_keys=True, end="\n")
     runs = results_dir / RUNS_DIR
     runs.mkdir(exist_ok=True)
-    _atomic_write(runs / f"{item.id}.json", json.dumps({
+    write_text_atomic(runs / f"{item.id}.json", json.dumps({
         "id": item.id, "status": row["status"], "seconds": round(seconds, 3),
         "peak_rss_mb": round(memory.peak / 2**20, 1), "finished": time.time(), **_task()}) + "\n")
     return "graded", result

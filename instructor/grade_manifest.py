@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.engine.report import write_json
 from instructor.grade_class import discover, grader_version, submission_hash
 
 FORMAT, VERSION = "gpt-lab manifest", 1
@@ -84,9 +85,7 @@ def build(submissions_dir: str | os.PathLike, out: str | os.PathLike, assignment
             "reference": str(Path(reference).resolve()) if reference else None, "items": items}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, out)
+    write_json(out, data, indent=1, end="\n")
     return load(out)
 
 

@@ -8,7 +8,7 @@ The zip (unpacked by Gradescope into /autograder/source) holds:
     setup.sh          apt python3, a venv at /autograder/venv, torch==2.13.0 (CPU index), the project
     run_autograder    finds the notebook in /autograder/submission, grades it, writes results/results.json
     pyproject.toml    dependencies; packages autograder, data, instructor
-    autograder/       every check, autograder/hidden/ included (their results are after_published)
+    autograder/       every check, autograder/checks/hidden/ included (their results are after_published)
     solutions/gpt_lab.ipynb   the reference solution the hidden checks compare with
     data/             the dataset loader (and tiny Shakespeare itself when it is available here)
     instructor/gradescope.py  this file (the ``run`` step)
@@ -25,13 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
 import time
 import zipfile
 from pathlib import Path
+
+from autograder.engine.report import write_json
 
 REPO = Path(__file__).resolve().parent.parent
 TORCH_VERSION = "2.13.0"
@@ -90,7 +91,9 @@ def _pyproject() -> str:
     from instructor.handout import _pyproject as handout_pyproject
 
     text = handout_pyproject().replace('name = "gpt-lab-handout"', 'name = "gpt-lab-grader"')
-    return text.replace('packages = ["autograder", "data"]', 'packages = ["autograder", "autograder.hidden", "data", "instructor"]')
+    return text.replace('packages = ["autograder", "autograder.checks", "autograder.engine", "data"]',
+                        'packages = ["autograder", "autograder.checks", "autograder.checks.hidden", "autograder.engine", '
+                        '"data", "instructor"]')
 
 
 def _files() -> dict[str, Path | str]:
@@ -135,35 +138,16 @@ def build(out: str | Path) -> Path:
 
 
 def find_submission(folder: Path) -> tuple[Path | None, str]:
-    """The notebook (or .py module) to grade in Gradescope's submission folder, and a note. The files
-    are the shared locator's (``autograder.loader.candidates``: links, hard links and special files
-    refused, never followed); with several notebooks and none named gpt_lab.ipynb, Gradescope grades
-    the shallowest one and says so (a student cannot resubmit at once)."""
-    from autograder.loader import candidates
+    """The notebook (or .py module) to grade in Gradescope's submission folder, and a note: the shared
+    locator's choice (``autograder.engine.load.choose_submission``: links, hard links and special files
+    refused, never followed). With several notebooks and none named gpt_lab.ipynb, Gradescope grades
+    the shallowest one and says so (a student cannot resubmit while the autograder runs)."""
+    from autograder.engine.load import SubmissionError, choose_submission
 
-    files, refused = candidates(folder)
-    if refused:
-        where, kind = refused[0]
-        return None, (f"the submission holds {kind} ({where.relative_to(folder)}): links and special files "
-                      "are refused; upload the notebook itself")
-    notebooks = sorted((p for p in files if p.suffix == ".ipynb"), key=lambda p: (len(p.parts), str(p)))
-    if not notebooks:
-        modules = [p for p in files if p.suffix == ".py"]
-        if len(modules) == 1:
-            return modules[0], ""
-        return None, "no notebook found in the submission: upload gpt_lab.ipynb"
-    named = [p for p in notebooks if p.name == NOTEBOOK]
-    chosen = named[0] if named else notebooks[0]
-    note = ""
-    if len(notebooks) > 1:
-        note = f"several notebooks submitted; graded {chosen.relative_to(folder)}"
-    return chosen, note
-
-
-def _write(path: Path, data: dict) -> None:
-    tmp = path.with_name(".results.json.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    try:
+        return choose_submission(folder, several="shallowest")
+    except SubmissionError as exc:
+        return None, str(exc)
 
 
 def run(root: Path) -> int:
@@ -172,14 +156,14 @@ def run(root: Path) -> int:
     results.parent.mkdir(parents=True, exist_ok=True)
     submission, note = find_submission(root / "submission")
     if submission is None:
-        _write(results, {"score": 0, "output": note, "visibility": "visible", "stdout_visibility": "hidden",
+        write_json(results, {"score": 0, "output": note, "visibility": "visible", "stdout_visibility": "hidden",
                          "tests": []})
         print(note)
         return 0
-    cmd = [sys.executable, "-m", "pytest", str(source / "autograder"), "-q", "-p", "no:cacheprovider",
-           "--rootdir", str(source), "--submission", str(submission),
-           "--reference", str(source / "solutions" / NOTEBOOK), "--grade-json", str(results),
-           "--time-budget", f"{SUBMISSION_BUDGET_S:g}"]
+    from autograder.engine.command import grader_command
+
+    cmd = grader_command(submission, results, root=source, reference=source / "solutions" / NOTEBOOK,
+                         time_budget=SUBMISSION_BUDGET_S)
     print("$", " ".join(cmd), flush=True)
     try:
         proc = subprocess.run(cmd, cwd=source, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -199,7 +183,7 @@ def run(root: Path) -> int:
     if data is None:
         why = f"did not finish within {GRADE_TIMEOUT_S:g} s" if rc is None else f"exited with status {rc} and no results"
         try:
-            from autograder.report import zero_report
+            from autograder.engine.report import zero_report
 
             data = zero_report(f"the grading run {why}; course staff will look at it and rerun it")
         except Exception:  # noqa: BLE001 - the grader's own package is broken: the plain message
@@ -209,7 +193,7 @@ def run(root: Path) -> int:
     if note:
         data["output"] = (note + "\n" + data.get("output", "")).strip()
     data["execution_time"] = round(time.monotonic() - started, 1)
-    _write(results, data)
+    write_json(results, data)
     return 0
 
 

@@ -9,10 +9,10 @@ repository: the grader's default submission is ``assignment/gpt_lab.ipynb`` next
     README.md                   handout/README.md, with the hidden-check counts filled in
     pyproject.toml              the project's dependencies; packages autograder and data only
     assignment/gpt_lab.ipynb    the student notebook (generated from the reference, no outputs)
-    autograder/                 every check except autograder/hidden/ (hidden_manifest.json says how many)
+    autograder/                 every visible check; not autograder/checks/hidden/ (checks/hidden_manifest.json says how many)
     data/__init__.py            the loader only: the dataset is downloaded on first use
 
-Never in it: solutions/, autograder/hidden/, the dataset, checkpoints, caches. The build refuses to
+Never in it: solutions/, autograder/checks/hidden/, the dataset, checkpoints, caches. The build refuses to
 finish if the student notebook is out of date with the reference or if a solution region, hidden
 test region or the quiz answer key would reach the handout.
 """
@@ -59,16 +59,15 @@ def _copy_tree(src: Path, dest: Path) -> None:
 def hidden_summary() -> tuple[int, Fraction, Fraction]:
     """(hidden checks, their points, all autograded points) from the rubric and the hidden manifest."""
     sys.path.insert(0, str(REPO))
-    from autograder.notebook import _checks
-    from autograder.report import MANIFEST, load_rubric
+    from autograder import parts
 
-    rubric, bonus = load_rubric()
-    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+    rubric, bonus = parts.rubric()
+    manifest = parts.hidden_counts()
     count, points = 0, Fraction(0)
     for part, hidden in manifest.items():
         if part not in rubric or not hidden:
             continue
-        visible = len(_checks(part, hidden=False))
+        visible = len(parts.checks_of(part, hidden=False))
         count += int(hidden)
         points += rubric[part] * int(hidden) / (visible + int(hidden))
     total = sum((p for part, p in rubric.items() if part not in bonus), Fraction(0))
@@ -93,10 +92,11 @@ dependencies = [
 ]
 
 [tool.setuptools]
-packages = ["autograder", "data"]
+packages = ["autograder", "autograder.checks", "autograder.engine", "data"]
 
 [tool.setuptools.package-data]
-autograder = ["*.toml", "*.json"]
+autograder = ["*.toml"]
+"autograder.checks" = ["*.json"]
 
 [tool.pytest.ini_options]
 # the handout root is importable (autograder, data) even without `pip install -e .`
@@ -156,7 +156,7 @@ def check_clean(root: Path, strict_grader: bool = False) -> list[str]:
     """Raise HandoutError if the folder holds solutions, hidden checks, or reference solution lines
     outside the grader's own code; return warnings for lines of the grader's visible code that are
     also solution lines (``strict_grader``: an error too)."""
-    if (root / "autograder" / "hidden").exists() or (root / "solutions").exists():
+    if (root / "autograder" / "checks" / "hidden").exists() or (root / "solutions").exists():
         raise HandoutError("hidden checks or solutions in the handout")
     warnings = []
     for rel, bad in leaks(root).items():

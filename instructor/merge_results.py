@@ -19,11 +19,11 @@ grade_class's per-student files hold: the gradebook import takes it from there.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder.engine.report import write_json
 from instructor import class_summary, exports
 from instructor.grade_item import read_result, result_path
 from instructor.grade_manifest import Item, Manifest, current_keys, load
@@ -75,9 +75,7 @@ def write_grades(collected: Collected, out_dir: str | os.PathLike) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for student, data in collected.gradescope.items():
-        tmp = out_dir / f".{student}.json.tmp"
-        tmp.write_text(json.dumps(data, indent=2))
-        os.replace(tmp, out_dir / f"{student}.json")
+        write_json(out_dir / f"{student}.json", data)
     for it, _ in collected.missing:  # an earlier merge's file for an item that is missing now would mislead
         (out_dir / f"{it.id}.json").unlink(missing_ok=True)
     results = dict(collected.gradescope)

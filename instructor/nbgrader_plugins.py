@@ -332,7 +332,7 @@ class GradeInSandbox(NbGraderPreprocessor):
         _set_extra_credit(info["db_url"], info["notebook"], info["assignment"], info["student"], extra)
 
     def preprocess(self, nb, resources):
-        from autograder.report import load_rubric
+        from autograder.engine.report import load_rubric
         from instructor.grade_class import grade_many
 
         info = resources["nbgrader"]

@@ -66,7 +66,7 @@ def _cells(path: Path) -> list[tuple[str, str]]:
     """(grade_id or '', source) of each code cell that is not a check cell; a .py file is one cell.
     Read as the grader reads a submission: the one locator (links and special files refused, never
     followed or opened), a bounded read; anything unreadable has no code."""
-    from autograder.loader import SubmissionError, locate_submission, read_bytes_safely
+    from autograder.engine.load import SubmissionError, locate_submission, read_bytes_safely
 
     try:
         path = locate_submission(path)

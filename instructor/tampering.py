@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from autograder import loader
+from autograder.engine import load as loader
 
 REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "assignment" / "gpt_lab.ipynb"
@@ -58,7 +58,7 @@ def notes(submission: str | Path, release: str | Path = RELEASE) -> list[str]:
     """One line per locked cell that was edited, deleted (or lost its metadata), or whose
     nbgrader points changed; [] for an untouched notebook, a .py module or an unreadable file."""
     try:
-        path = loader.find_submission(Path(submission))
+        path = loader.locate_submission(Path(submission))
     except loader.SubmissionError:
         return []
     if path.suffix != ".ipynb":

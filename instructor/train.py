@@ -65,8 +65,8 @@ PRESETS = {
 
 def load_definitions(notebook: Path = REFERENCE) -> dict:
     """The lab's classes and functions from a notebook (definitions only: no demo, no training)."""
-    from autograder.loader import definitions_only, read_submission
-    from autograder.submission import LocalSubmission
+    from autograder.engine.load import definitions_only, read_submission
+    from autograder.engine.submission import LocalSubmission
 
     sub = LocalSubmission.from_program(definitions_only(read_submission(notebook)))
     ns = sub.runtime.ns

@@ -41,9 +41,9 @@ REPO = Path(__file__).resolve().parent.parent
 # hypothesis + nbformat ~0.5 s); the check modules (autograder/test_*.py) and conftest are left to
 # pytest's own collection, so a child imports them exactly as a cold run does
 PRELOAD = ("torch", "torch.nn", "torch.nn.functional", "pytest", "hypothesis", "nbformat", "numpy",
-           "autograder.checking", "autograder.objects", "autograder.loader", "autograder.report",
-           "autograder.submission", "autograder.sandbox", "autograder.protocol", "autograder.notebook",
-           "autograder.sampling", "autograder.manifest", "autograder.executor")
+           "autograder.checks.verdicts", "autograder.checks.standins", "autograder.engine.load", "autograder.engine.report",
+           "autograder.engine.submission", "autograder.engine.worker_control", "autograder.engine.wire", "autograder.notebook",
+           "autograder.checks.sampling", "autograder.engine.hidden_count", "autograder.engine.run_cells")
 _MAX_REQUEST = 1 << 20  # a request is a command line and an environment: far below 1 MB
 
 

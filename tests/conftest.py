@@ -124,3 +124,10 @@ def bank_grades(request, tmp_path_factory):
     # graded against the same snapshot of the reference that the edits were made from
     results = grade_many(paths, root / "out", jobs=BANK_JOBS, timeout=300, reference=paths[REF_ID])
     return {"results": results, "edit_errors": edit_errors, "out": root / "out"}
+
+
+def pytest_sessionfinish(session):
+    """GPTLAB_GRADES_SNAPSHOT=record: write the grades this session obtained (tests/grade_snapshot.py)."""
+    from tests import grade_snapshot
+
+    grade_snapshot.write_recorded()

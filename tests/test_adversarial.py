@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import grade_snapshot
 from tests.adversarial import helpers as H
 from tests.adversarial.cases import ANY, BELOW, BY_ID, CASES, FULL, ZERO, Only, is_slow
 
@@ -153,6 +154,8 @@ def test_adversarial_case(adversarial_runs, case):
     if leftovers:
         problems.append(f"the run left files in its TMPDIR: {leftovers[:5]}")
     problems += run.context.get("after_problems", [])
+    if not run.timed_out:  # the verdicts are the snapshot's (tests/grade_snapshot.py)
+        problems += grade_snapshot.compare("adversarial", case.id, run.data)
     assert not problems, f"case {case.id} ({case.why}):\n- " + "\n- ".join(problems) + "\n" + run.summary()
 
 

@@ -129,7 +129,7 @@ PATHS = _repo_paths()
 
 
 def test_docs_name_repository_files():
-    assert ("README.md", "autograder/rubric.toml") in PATHS and ("instructor.md", "solutions/gpt_lab.ipynb") in PATHS
+    assert ("README.md", "autograder/parts.toml") in PATHS and ("instructor.md", "solutions/gpt_lab.ipynb") in PATHS
 
 
 @pytest.mark.parametrize("doc,path", PATHS, ids=[f"{d}:{p}" for d, p in PATHS])

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder.report import load_rubric
+from autograder.engine.report import load_rubric
 from instructor import class_summary, exports
 
 RUBRIC, BONUS = load_rubric()

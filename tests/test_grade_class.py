@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import pytest
 
-from autograder.report import load_rubric
+from autograder.engine.report import load_rubric
 from instructor import grade_class, tampering
 from instructor.grade_class import discover, grade_many, part_scores, rubric_parts
 from tests.bank import klass as klass_bank

@@ -73,7 +73,7 @@ def test_zip_contents(zip_path):
         setup = z.read("setup.sh").decode()
         run = z.read("run_autograder").decode()
     for name in ("setup.sh", "run_autograder", "pyproject.toml", "solutions/gpt_lab.ipynb", "data/__init__.py",
-                 "autograder/conftest.py", "autograder/rubric.toml", "autograder/hidden/test_hidden_reference.py",
+                 "autograder/conftest.py", "autograder/parts.toml", "autograder/checks/hidden/test_head_hidden.py",
                  "instructor/gradescope.py"):
         assert name in infos, name
     assert not [n for n in infos if "__pycache__" in n or n.endswith((".pyc", ".pt"))]
@@ -91,7 +91,7 @@ def test_reference_full_marks(tmp_path, zip_path):
     data = run_autograder(root)
     assert [t["name"] for t in data["tests"] if t["status"] != "passed"] == []
     assert round(data["score"], 2) == round(sum(t["score"] for t in data["tests"]), 2)
-    manifest = json.loads((REPO / "autograder" / "hidden_manifest.json").read_text())
+    manifest = json.loads((REPO / "autograder" / "checks" / "hidden_manifest.json").read_text())
     hidden = [t for t in data["tests"] if t["visibility"] == "after_published"]
     assert len(hidden) == sum(manifest.values()) > 0
     assert {t["tags"][0] for t in hidden} == set(manifest)

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import loader, protocol, report
-from autograder.sandbox import Worker
+from autograder.engine import load as loader
+from autograder.engine import wire as protocol
+from autograder.engine import report
+from autograder.engine.worker_control import Worker
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -200,8 +202,8 @@ def test_worker_disk_measure(tmp_path):
 
 
 def test_report_when_the_configuration_fails(tmp_path):
-    rubric = tmp_path / "rubric.toml"
-    rubric.write_text("[points]\nnot_a_part = 1\n")
+    rubric = tmp_path / "parts.toml"
+    rubric.write_text("[parts.not_a_part]\npoints = 1\n")
     out = tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "autograder", "-q", "-p", "no:cacheprovider", "--submission",
@@ -227,7 +229,7 @@ def test_recv_refuses_deep_json():
 
 def test_worker_past_its_disk_quota_is_stopped(tmp_path, monkeypatch):
     """Without namespaces (no tmpfs), the grading process measures the worker's folder while it waits."""
-    from autograder import sandbox
+    from autograder.engine import worker_control as sandbox
 
     monkeypatch.setattr(sandbox, "DISK_QUOTA_BYTES", 1 << 20)
     w = Worker()

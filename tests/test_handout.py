@@ -40,14 +40,14 @@ def _quiz_key() -> dict:
 def test_layout(built):
     files = _files(built)
     assert {"README.md", "pyproject.toml", "assignment/gpt_lab.ipynb", "data/__init__.py",
-            "autograder/conftest.py", "autograder/notebook.py", "autograder/rubric.toml",
-            "autograder/hidden_manifest.json"} <= files
-    assert not [f for f in files if f.startswith(("solutions/", "autograder/hidden/", "instructor/", "tests/"))]
+            "autograder/conftest.py", "autograder/notebook.py", "autograder/parts.toml",
+            "autograder/checks/hidden_manifest.json", "autograder/checks/test_head.py"} <= files
+    assert not [f for f in files if f.startswith(("solutions/", "autograder/checks/hidden/", "instructor/", "tests/"))]
     assert not [f for f in files if "__pycache__" in f or f.endswith((".pyc", ".pt", ".txt"))]
     assert (built / "assignment" / "gpt_lab.ipynb").read_bytes() == (REPO / "assignment" / "gpt_lab.ipynb").read_bytes()
     readme = (built / "README.md").read_text()
     assert "{" not in readme.replace("```", ""), "README template placeholders left unfilled"
-    manifest = json.loads((REPO / "autograder" / "hidden_manifest.json").read_text())
+    manifest = json.loads((REPO / "autograder" / "checks" / "hidden_manifest.json").read_text())
     assert f"{sum(manifest.values())} hidden checks" in readme
 
 
@@ -105,7 +105,7 @@ def test_pytest_autograder_runs_in_the_handout(built):
     out = proc.stdout
     assert proc.returncode == 1, out[-3000:]  # the untouched notebook earns only the given MultiHeadAttention's
     assert f"submission: {built / 'assignment' / 'gpt_lab.ipynb'}" in out
-    manifest = json.loads((REPO / "autograder" / "hidden_manifest.json").read_text())
+    manifest = json.loads((REPO / "autograder" / "checks" / "hidden_manifest.json").read_text())
     assert re.search(rf"{sum(manifest.values())} hidden checks worth [0-9.]+ points run at grading time", out), out[-3000:]
     data = json.loads(out_json.read_text())
     earned = {t["tags"][0] for t in data["tests"] if t["score"] > 0}

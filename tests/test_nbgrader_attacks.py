@@ -182,7 +182,7 @@ def _secret_lines() -> tuple[set[str], set[str]]:
                 line = line.strip()
                 if len(line) > 30 and json.dumps(line)[1:-1] not in release:
                     solution.add(line)
-    hidden = {line.strip() for p in (REPO / "autograder" / "hidden").rglob("*.py")
+    hidden = {line.strip() for p in (REPO / "autograder" / "checks" / "hidden").rglob("*.py")
               for line in p.read_text().splitlines() if len(line.strip()) > 40}
     return solution, hidden
 

@@ -156,7 +156,7 @@ def test_reference_gets_full_marks(course):
     graded = _autograded(course["scores"]["reference"])
     assert {n for n in graded} >= {f"check_{p}" for p in ("tokenizer", "head", "gpt", "train", "quiz")}
     assert {n: s for n, (s, m) in graded.items() if s < m} == {}, f"not full marks: {graded}"
-    from autograder.report import load_rubric
+    from autograder.engine.report import load_rubric
 
     rubric, bonus = load_rubric()
     assert sum(s for s, _ in graded.values()) == pytest.approx(float(sum(rubric.values())))  # bonus included

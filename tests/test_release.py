@@ -6,15 +6,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from autograder import parts as registry
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "solutions" / "gpt_lab.ipynb"
 RELEASE = ROOT / "assignment" / "gpt_lab.ipynb"
 
-# part id -> points of its check cell (the default rubric)
-RUBRIC = dict(tokenizer=0.5, get_batch=0.25, bigram=0.5, head=1.0, multihead=0.5, feedforward=0.75,
-              decoder_block=0.75, gpt=0.5, generate=0.5, estimate_loss=0.25, train=0.5, quiz=0.5)
+# part id -> points, from the registry the notebooks must agree with (autograder/parts.toml)
+RUBRIC = {p: float(v) for p, v in registry.rubric()[0].items()}
 GIVEN = {"multihead"}  # complete in the student notebook, still checked
-BONUS = {"bigram"}  # extra credit: counted in the score, never in the maximum
+BONUS = registry.rubric()[1]  # extra credit: counted in the score, never in the maximum
 # the student writes these parts inside one solution cell each (generate lives in the gpt cell)
 SOLUTION_CELLS = {p for p in RUBRIC if p not in GIVEN | {"generate"}}
 

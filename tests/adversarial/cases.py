@@ -4,7 +4,7 @@ Each case: an ``id``, the bullet of issue 4 it covers, how its submission is bui
 reference notebook, or raw bytes), the expected score of every part, and a time budget for the
 whole ``pytest autograder`` run. Expected scores are written per part as
 
-- ``FULL``: the part's points from ``autograder/rubric.toml`` (what the reference earns);
+- ``FULL``: the part's points from ``autograder/parts.toml`` (what the reference earns);
 - ``ZERO``;
 - ``Only(...)``: exactly the named checks of the part pass (names as in results.json, without the
   ``part: `` prefix; a name matches all its parametrisations), so the score is
@@ -172,9 +172,9 @@ PATCH_TORCH_AND_GRADER = d("""
     except Exception:
         pass
     # the grader's modules importable here: make their checks and answers lie
-    import autograder.protocol as P, autograder.runtime as R
+    import autograder.engine.wire as P, autograder.engine.worker_ops as R
     try:
-        import autograder.checking as C
+        import autograder.checks.verdicts as C
         C.close = C.expect = C.tensor = C.fail = lambda *a, **k: None
         C.CheckFailed = type("Never", (Exception,), {})
     except Exception:
@@ -225,7 +225,7 @@ PATCH_MANUAL_SEED = d("""
 FAKE_OUTPUT = d("""
     import sys, json
     fake = '''============================= test session starts ==============================
-    autograder/test_head.py::test_head_attention_rows_average_the_past PASSED  [100%]
+    autograder/checks/test_head.py::test_head_attention_rows_average_the_past PASSED  [100%]
     ================================ gpt-lab grade =================================
     head            1.00   1.00  9/9
     total 6.50 / 6.00
@@ -269,9 +269,9 @@ LEAK_PROBE = d("""
             pass
 
     for root in ("/work/main", os.getcwd(), *sys.path):
-        for rel in ("solutions/gpt_lab.ipynb", "autograder/hidden/test_hidden_reference.py"):
+        for rel in ("solutions/gpt_lab.ipynb", "autograder/checks/hidden/test_quiz_hidden.py"):
             read(os.path.join(root, rel))
-        for p in glob.glob(os.path.join(root, "solutions", "*")) + glob.glob(os.path.join(root, "autograder", "hidden", "*")):
+        for p in glob.glob(os.path.join(root, "solutions", "*")) + glob.glob(os.path.join(root, "autograder", "checks", "hidden", "*")):
             read(p)
     for k, v in os.environ.items():                      # env vars naming the reference or the grading run
         if "solution" in v or "PYTEST" in k or "NBGRADER" in k or "reference" in k.lower():
@@ -455,8 +455,8 @@ def no_markers(run: "H.Run") -> list[str]:
 
 VANDAL = d("""
     import os, glob, shutil, subprocess
-    for p in ["/work/main/README.md", "/work/main/autograder/rubric.toml", "/work/main/autograder/conftest.py",
-              "/work/main/solutions/gpt_lab.ipynb", *glob.glob("/work/main/autograder/*.py"),
+    for p in ["/work/main/README.md", "/work/main/autograder/parts.toml", "/work/main/autograder/conftest.py",
+              "/work/main/solutions/gpt_lab.ipynb", *glob.glob("/work/main/autograder/**/*.py", recursive=True),
               *glob.glob("/work/main/data/*")]:
         for action in (lambda: open(p, "a").write("\\n# vandalised\\n"), lambda: os.remove(p),
                        lambda: os.chmod(p, 0), lambda: os.rename(p, p + ".bak")):
@@ -622,7 +622,7 @@ CASES: list[Case] = [
 
     # monkeypatching at import
     Case("patch_torch_and_grader_wrong_head", "monkeypatch",
-         "allclose/equal/assert_close/isfinite, pytest, autograder.checking/runtime/protocol patched; Head returns zeros",
+         "allclose/equal/assert_close/isfinite, pytest, autograder.checks.verdicts/runtime/protocol patched; Head returns zeros",
          edits=(H.after_imports(PATCH_TORCH_AND_GRADER), ZEROS_HEAD),
          expect={"head": HEAD_ZEROS, "tokenizer": TOKENIZER_FORGED_NONE}),
     Case("patch_torch_and_grader_reference", "monkeypatch",
@@ -688,7 +688,7 @@ CASES: list[Case] = [
 
     # reading the reference or the hidden checks
     Case("leak_reference_disk_env_proc", "leak",
-         "reads solutions/, autograder/hidden/, env vars, /proc/*, sys.modules for the quiz answers",
+         "reads solutions/, autograder/checks/hidden/, env vars, /proc/*, sys.modules for the quiz answers",
          context=wrong_quiz_context, source_of=leak_edits(LEAK_PROBE), expect={"quiz": QUIZ_WRONG_ONLY}),
     Case("leak_reference_git_objects", "leak", "reads the reference from the repository's .git objects (zlib)",
          context=wrong_quiz_context, source_of=leak_edits(LEAK_GIT), expect={"quiz": QUIZ_WRONG_ONLY}),

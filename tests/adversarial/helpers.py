@@ -8,33 +8,30 @@ Nothing of the reference is copied into the repository: submissions are built at
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from autograder import parts as registry
+from autograder.engine.command import grader_command
+
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "solutions" / "gpt_lab.ipynb"
-RUBRIC = REPO / "autograder" / "rubric.toml"
-PARTS = ("tokenizer", "get_batch", "bigram", "head", "multihead", "feedforward",
-         "decoder_block", "gpt", "generate", "estimate_loss", "train", "quiz")
+PARTS = registry.PARTS
 TOL = 2e-3  # results.json rounds each check's score to 4 decimals; a part has at most ~10 checks
 # a marker every hostile child process carries in its command line, so the final sweep can find it
 STRAY_MARK = "gptlab-adv-stray"
 
 
 def points() -> dict[str, float]:
-    """Full points per part, from the rubric the grader uses."""
-    with open(RUBRIC, "rb") as f:
-        return {k: float(v) for k, v in tomllib.load(f)["points"].items()}
+    """Full points per part, from the registry the grader uses."""
+    return {k: float(v) for k, v in registry.rubric()[0].items()}
 
 
 # -- building submissions -------------------------------------------------------------------------
@@ -203,8 +200,7 @@ def grade(case_id: str, submission: Path, workdir: Path, limit_s: float, json_pa
     run = Run(case_id, submission, json_path, tmpdir)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NBGRADER"))}
     env["TMPDIR"] = str(tmpdir)
-    cmd = [sys.executable, "-m", "pytest", "autograder", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-           "--submission", str(submission), "--grade-json", str(json_path), *args]
+    cmd = grader_command(submission, json_path, extra=("-p", "no:randomly", *args))
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
@@ -254,7 +250,7 @@ def tree_hashes(folder: Path) -> dict[str, str]:
 
 def stray_processes(roots: list[Path]) -> list[str]:
     """Processes started by the bank's runs that are still alive: any process whose command line
-    carries STRAY_MARK, or mentions autograder.worker / unshare / sleep and whose working
+    carries STRAY_MARK, or mentions autograder.engine.worker_main / unshare / sleep and whose working
     directory lies under one of ``roots`` (each run's TMPDIR, where its worker lived)."""
     import psutil
 
@@ -267,7 +263,7 @@ def stray_processes(roots: list[Path]) -> list[str]:
             if p.info["status"] == psutil.STATUS_ZOMBIE or p.pid == os.getpid():
                 continue
             mine = any(cwd.startswith(r) for r in roots)
-            if STRAY_MARK in cmd or (mine and any(w in cmd for w in ("autograder.worker", "unshare", "sleep", "python"))):
+            if STRAY_MARK in cmd or (mine and any(w in cmd for w in ("autograder.engine.worker_main", "unshare", "sleep", "python"))):
                 found.append(f"pid {p.pid} cwd={cwd} cmd={cmd[:200]}")
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue

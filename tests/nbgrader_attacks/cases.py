@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from autograder.report import load_rubric
+from autograder.engine.report import load_rubric
 
 _RUBRIC = load_rubric()[0]
 FULL = float(sum(_RUBRIC.values()))  # every autograded point of the lab, the bonus included
@@ -42,7 +42,7 @@ def _candidates():
         yield r / "solutions" / "gpt_lab.ipynb"
         yield r / "source" / "gpt_lab" / "gpt_lab.ipynb"
         yield r / "gradebook.db"
-        yield r / "autograder" / "hidden" / "test_hidden_reference.py"
+        yield r / "autograder" / "checks" / "hidden" / "test_quiz_hidden.py"
         yield r / "autograder" / "conftest.py"
         yield r / "autograder" / "notebook.py"
 '''
@@ -121,7 +121,7 @@ class Head:
         raise RuntimeError("LEAK " + " ".join(_found)[:390])
 '''], why="reads the reference / hidden checks and puts them in outputs and in a check's error message"),
     Case("load_reference_with_grader", "stub", [_FIND + '''
-from autograder import loader
+from autograder.engine import load as loader
 for _p in _candidates():
     if _p.name == "gpt_lab.ipynb":
         try:
@@ -217,7 +217,7 @@ for _p in ["/tmp/gptlab-nbgrader-pwned", *[str(p.parent / "PWNED") for p in _can
     Case("detect_grading", "stub", ['''
 import os
 if os.environ.get("NBGRADER_EXECUTION") or os.environ.get("PYTEST_CURRENT_TEST"):
-    import autograder.checking as _c
+    import autograder.checks.verdicts as _c
     _c.fail = lambda *a, **k: None
     _c.expect = lambda *a, **k: None
     _c.explain = lambda exc: ""

@@ -1,0 +1,71 @@
+"""Part tokenizer: ``CharTokenizer`` (sorted vocabulary, encode, decode)."""
+
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from autograder.checks.verdicts import expect, fail, fails, need, owned_by
+
+TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\nAll: Speak, speak!\n"
+ALPHABET = sorted(set(TEXT))
+
+
+def _ids(value, what):
+    if isinstance(value, torch.Tensor) and value.dim() == 1 and not value.is_floating_point():
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+        fail(f"{what} should return a list of ints, got {type(value).__name__}")
+    return list(value)
+
+
+def test_tokenizer_vocabulary_sorted(sub):
+    """``chars`` is the sorted list of distinct characters and ``vocab_size`` its length."""
+    need(sub, "CharTokenizer")
+    tok = sub.new("CharTokenizer", TEXT)
+    chars = tok.get("chars")
+    if isinstance(chars, str):
+        chars = list(chars)
+    expect(isinstance(chars, list), f"tokenizer.chars should be a list of characters, got {type(chars).__name__}")
+    expect(chars == ALPHABET, f"tokenizer.chars: expected the {len(ALPHABET)} distinct characters in sorted order "
+           f"{''.join(ALPHABET)!r}, got {''.join(map(str, chars))!r}")
+    expect(tok.get("vocab_size") == len(ALPHABET),
+           f"tokenizer.vocab_size: expected {len(ALPHABET)}, got {tok.get('vocab_size')!r}")
+
+
+def test_tokenizer_encode_is_index_in_vocabulary(sub):
+    """``encode`` maps each character to its index in the sorted vocabulary."""
+    need(sub, "CharTokenizer")
+    with owned_by(sub, ("vocabulary sorted", fails(test_tokenizer_vocabulary_sorted, "tokenizer.chars is wrong"))):
+        tok = sub.new("CharTokenizer", TEXT)
+        sample = "hear me speak"
+        got = _ids(tok.call("encode", sample), "encode")
+        expected = [ALPHABET.index(c) for c in sample]
+        expect(got == expected, f"encode({sample!r}): expected {expected}, got {got}. "
+               "Hint: a character's id is its position in the sorted list of characters")
+
+
+@given(st.text(alphabet=ALPHABET, max_size=40))
+def test_tokenizer_round_trip(sub, s):
+    """``decode(encode(s)) == s`` for every string over the vocabulary (also from a tensor of ids)."""
+    need(sub, "CharTokenizer")
+    tok = sub.new("CharTokenizer", TEXT)
+    ids = _ids(tok.call("encode", s), "encode")
+    expect(len(ids) == len(s), f"encode({s!r}) returned {len(ids)} ids for {len(s)} characters")
+    back = tok.call("decode", ids)
+    expect(back == s, f"decode(encode({s!r})) gave {back!r}. Hint: decode must join every character, none dropped")
+    back = tok.call("decode", torch.tensor(ids, dtype=torch.long))
+    expect(back == s, f"decode of a 1-D tensor of ids gave {back!r} instead of {s!r}")
+
+
+def test_tokenizer_unknown_character_raises(sub):
+    """A character outside the vocabulary raises KeyError or ValueError, never a silent id."""
+    need(sub, "CharTokenizer")
+    tok = sub.new("CharTokenizer", TEXT)
+    try:
+        got = tok.call("encode", "speak#")
+    except Exception as exc:  # the submission's error, reported by the worker
+        kind = getattr(exc, "kind", "")
+        if kind in ("KeyError", "ValueError"):
+            return
+        raise
+    fail(f"encode('speak#') returned {got!r}: '#' is not in the vocabulary, so it should raise KeyError or ValueError")

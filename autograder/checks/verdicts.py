@@ -1,0 +1,275 @@
+"""Helpers for writing checks: verdicts that say what was expected, what came back, and why.
+
+A check is a plain function ``test_<part>_<property>(sub)`` (or ``(sub, ref)`` when it needs the
+reference). It raises ``CheckFailed`` with a message for the student; ``SubmissionFailure``
+(the submission's own code raised, hung or crashed) is turned into a message by the runner.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import torch
+from hypothesis import HealthCheck, Phase, settings
+
+from autograder.engine.submission import Obj, SubmissionFailure
+
+# Derandomised: the same submission gets the same examples, so the same grade, on every run.
+settings.register_profile(
+    "grading",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=12,
+    print_blob=False,
+    phases=(Phase.explicit, Phase.generate),  # no shrinking: each failing example may cost a time-out
+    suppress_health_check=list(HealthCheck),
+)
+settings.load_profile("grading")
+
+class CheckFailed(AssertionError):
+    """The submission ran but did the wrong thing."""
+
+
+def fail(message: str):
+    raise CheckFailed(message)
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+def _load_failures(sub) -> list:
+    """The cells (or the module) of the submission that raised while loading."""
+    report = getattr(sub, "report", None)
+    cells = getattr(report, "cells", None) if report is not None else getattr(sub, "load_report", None)
+    return [c for c in cells or [] if not getattr(c, "ok", True)]
+
+
+def cell_label(sub, number: int) -> str:
+    """A cell of the submission as a student finds it (what it defines, its section), or "cell N"."""
+    for cell in getattr(getattr(sub, "program", None), "cells", None) or []:
+        if cell.number == number:
+            return cell.label
+    return f"cell {number}"
+
+
+def _is_module(sub) -> bool:
+    program = getattr(sub, "program", None)
+    return getattr(getattr(program, "path", None), "suffix", "") == ".py"
+
+
+def need(sub, name: str, kind: str = "class") -> None:
+    """The submission defines ``name`` as a class / function."""
+    kinds = sub.names()
+    if name not in kinds:
+        failed = _load_failures(sub)
+        if _is_module(sub):
+            cause = (f": the module stopped with {failed[0].error_type}: {failed[0].message}"
+                     + (f"\n{failed[0].traceback}" if failed[0].traceback else "")) if failed else ""
+            fail(f"`{name}` is not defined by the module{cause}" if cause else
+                 f"`{name}` is not defined by the module: define it at module level, with this name")
+        where = (f" ({cell_label(sub, failed[0].number)} raised {failed[0].error_type}: {failed[0].message})"
+                 + their_lines(failed[0])) if failed else ""
+        fail(f"`{name}` is not defined: run its cell, and check the cells above it for errors{where}")
+    if kinds[name] != kind:
+        fail(f"`{name}` should be a {kind}, but it is a {kinds[name]}")
+
+
+@contextmanager
+def owned_by(sub, *causes):
+    """One failure per cause. ``causes``: (owner, probe) pairs, where ``owner`` is the name of the
+    check that reports a cause and ``probe(sub)`` says why that cause is present in ``sub`` (or
+    ""). The body is a check's measurement; if it fails while an owner's cause is present, the
+    check fails with "not measured: ..." naming the owner, never with the owner's message again.
+    It still fails (a check that cannot measure never passes), so no submission earns more than
+    without it. Owners never defer to the checks they own (no cycles)."""
+    try:
+        yield
+    except (CheckFailed, SubmissionFailure) as exc:
+        if isinstance(exc, SubmissionFailure) and exc.not_implemented:
+            raise
+        for owner, probe in causes:
+            try:
+                why = probe(sub)
+            except (CheckFailed, SubmissionFailure):
+                why = ""
+            if why:
+                fail(f"not measured: {why}; the check '{owner}' reports the cause (fix it first)")
+        raise
+
+
+def fails(measure, why: str):
+    """A probe for ``owned_by``: ``why`` when ``measure(sub)`` (an owner's own check) fails, else ""."""
+    def probe(sub) -> str:
+        try:
+            measure(sub)
+        except SubmissionFailure as exc:
+            return "" if exc.not_implemented else why
+        except CheckFailed:
+            return why
+        return ""
+    return probe
+
+
+def named(obj, cls: str, **arguments):
+    """Describe an object the grader built, in messages, with its arguments by name (the call itself
+    stays positional, so a submission is not held to the contract's parameter names):
+    ``Head(n_embd=16, head_size=8, block_size=8, dropout=0.0)``."""
+    if isinstance(obj, Obj):
+        obj.what = f"{cls}({', '.join(f'{k}={v}' for k, v in arguments.items())})"
+    return obj
+
+
+def tensor(value, what: str, shape=None, dtype=None, finite: bool = True) -> torch.Tensor:
+    """``value`` must be a tensor of this shape and dtype (``None`` entries of ``shape`` are free)."""
+    if isinstance(value, Obj) or not isinstance(value, torch.Tensor):
+        kind = value.handle.type if isinstance(value, Obj) else type(value).__name__
+        fail(f"{what} should return a tensor, got a {kind}")
+    if shape is not None:
+        ok = len(value.shape) == len(shape) and all(e is None or e == g for e, g in zip(shape, value.shape))
+        if not ok:
+            want = "(" + ", ".join("*" if e is None else str(e) for e in shape) + ")"
+            fail(f"{what}: expected shape {want}, got {tuple(value.shape)}")
+    if dtype is not None and value.dtype != dtype:
+        fail(f"{what}: expected dtype {dtype}, got {value.dtype}")
+    if finite and value.is_floating_point() and not torch.isfinite(value).all():
+        fail(f"{what}: the result holds NaN or infinite values")
+    return value
+
+
+def close(got: torch.Tensor, expected: torch.Tensor, what: str, atol: float, rtol: float = 0.0, hint: str = "") -> None:
+    """Elementwise |got - expected| <= atol + rtol * |expected|, with the worst entry in the message."""
+    got = tensor(got, what, shape=tuple(expected.shape))
+    diff = (got.double() - expected.double()).abs()
+    bound = atol + rtol * expected.double().abs()
+    if not (diff <= bound).all():
+        worst = int((diff - bound).argmax())
+        index = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), expected.shape))
+        message = (
+            f"{what}: at index {index} expected {expected.flatten()[worst].item():.6g}, "
+            f"got {got.flatten()[worst].item():.6g} (max abs difference {diff.max().item():.3g})"
+        )
+        fail(message + (f". Hint: {hint}" if hint else ""))
+
+
+def number(value, what: str) -> float:
+    """A Python number (or a 0-d tensor) as a float."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        fail(f"{what} should be a number, got {type(value).__name__ if not isinstance(value, Obj) else value.handle.type}")
+    if not math.isfinite(value):
+        fail(f"{what} is {value}")
+    return float(value)
+
+
+def chi_square_p(observed: torch.Tensor, expected_probs: torch.Tensor) -> float:
+    """p-value of Pearson's chi-square goodness-of-fit test (categories with expected count > 0)."""
+    n = observed.sum()
+    expected = expected_probs.double() * n
+    keep = expected > 0
+    if (observed[~keep] > 0).any():
+        return 0.0
+    stat = ((observed.double()[keep] - expected[keep]) ** 2 / expected[keep]).sum()
+    dof = int(keep.sum()) - 1
+    if dof <= 0:
+        return 1.0
+    return float(torch.special.gammaincc(torch.tensor(dof / 2.0, dtype=torch.float64), stat / 2.0))
+
+
+def their_lines(exc: BaseException) -> str:
+    """The submission's own failing lines (its cell, named by content, and the line), on lines of
+    their own after a message; "" when the error did not pass through the submission's code."""
+    where = getattr(exc, "traceback", "")
+    return f"\n{where}" if where else ""
+
+
+def not_implemented(exc: BaseException) -> bool:
+    return isinstance(exc, SubmissionFailure) and exc.not_implemented
+
+
+def explain(exc: BaseException) -> str:
+    """The message a student reads for a check that did not pass."""
+    if isinstance(exc, CheckFailed):
+        return str(exc)
+    if isinstance(exc, SubmissionFailure):
+        if exc.not_implemented:
+            return f"not implemented yet ({exc.what} raised NotImplementedError)"
+        if exc.kind == "Timeout":
+            return f"{exc.what} {exc.message}: an infinite loop, or far too much work?"
+        if exc.kind in ("ProcessDied", "ProtocolError", "OutputTooLarge", "Unsendable"):
+            return f"{exc.what}: {exc.message}"
+        text = f"{exc.what} raised {exc.kind}: {exc.message}"
+        hint = likely_cause(exc.what, exc.message)
+        if hint:
+            text += f". Hint: {hint}"
+        return text + their_lines(exc)
+    return f"the check could not run ({type(exc).__name__}: {str(exc)[:300]})"
+
+
+# The commonest raw PyTorch errors of each part and their likely cause: (what was called, a piece of
+# the error message, the hint). The first match wins; a message names one cause, where to look.
+_CAUSES = (
+    ("get_batch", "stack expects each tensor to be equal size",
+     "a window ran past the end of the data: the starts must lie in 0 .. len(data) - block_size - 1, "
+     "and torch.randint's upper bound is exclusive (look at the line that draws the starts)"),
+    ("Head", "must match the size of tensor",
+     "x has T <= block_size positions but the mask is (block_size, block_size): slice it to the first T rows "
+     "and columns of self.tril (look at the masked_fill line of Head.forward)"),
+    ("Head", "Expected size for first two dimensions of batch2 tensor",
+     "the attention weights and the values disagree in length: both must cover the same T positions"),
+    ("GPTLanguageModel", "must match the size of tensor",
+     "the position embeddings must cover the T positions of idx: torch.arange(T), not torch.arange(self.block_size) "
+     "(look at the line that computes pos_emb in GPTLanguageModel.forward)"),
+    ("GPTLanguageModel", "index out of range in self",
+     "a position index >= block_size reached position_embedding_table (or a token id >= vocab_size the "
+     "token table): positions are torch.arange(T) with T = idx.shape[1]"),
+    ("train", "does not require grad",
+     "the loss was detached from the graph (.detach(), .item(), or computed under torch.no_grad()) before "
+     "loss.backward(): call backward on the loss that model(x, y) returns"),
+    ("", "Expected target size",
+     "cross_entropy wants logits of shape (B*T, C) and targets of shape (B*T,): view both before the call"),
+    ("", "Expected input batch_size",
+     "cross_entropy wants logits of shape (B*T, C) and targets of shape (B*T,): view both before the call"),
+    ("", "mat1 and mat2 shapes cannot be multiplied",
+     "a Linear layer received vectors of another size than its in_features: check the sizes given to nn.Linear"),
+)
+
+
+def likely_cause(what: str, message: str) -> str:
+    """The likely cause of a raw PyTorch error raised by the submission, or ""."""
+    for called, piece, hint in _CAUSES:
+        if what.startswith(called) and piece in message:
+            return hint
+    return ""
+
+
+def transplant(student, reference, what: str) -> None:
+    """Load the student's parameters into the reference's module (both ``Obj``), in the contract's
+    terms: every parameter the contract names must be there with its shape; buffers (the causal
+    mask) are the student's business (another name, non-persistent, none at all), so the
+    reference keeps its own where the student's has none of that name. Messages name the
+    student's attributes, never PyTorch's raw load_state_dict text."""
+    got, want = student.state_dict(), reference.state_dict()
+    is_param = lambda key: key.rsplit(".", 1)[-1] in ("weight", "bias")  # noqa: E731
+    mapped = {}
+    for key, value in want.items():
+        if key in got:
+            if tuple(got[key].shape) != tuple(value.shape):
+                fail(f"{what}.{key}: expected shape {tuple(value.shape)}, got {tuple(got[key].shape)}")
+            mapped[key] = got[key]
+        elif is_param(key):
+            parts = key.split(".")
+            for i in range(1, len(parts)):  # name the outermost attribute that is missing
+                prefix = ".".join(parts[:i])
+                if not any(k.startswith(prefix + ".") for k in got):
+                    fail(f"{what} has no {prefix} (the contract's layout has it): check its name in __init__")
+            fail(f"{what} has no parameter {key} (the contract's layout has it, shape {tuple(value.shape)})")
+        else:
+            mapped[key] = value
+    extra = [k for k in got if k not in want and is_param(k)]
+    expect(not extra, f"{what} has parameters the contract does not define: {', '.join(extra[:3])}")
+    reference.load_state_dict(mapped)

@@ -1,0 +1,332 @@
+"""Start, limit, talk to and kill the submission's worker process (grading-process side).
+
+What the worker gets (see README, "What the grader enforces"):
+- its own process session and a fresh temporary working directory, removed afterwards;
+- a clean environment: no variable of the grading run (``PYTEST_*``, ``NBGRADER_*``, the reference's
+  path), ``PYTHON*`` ignored (``python -I``);
+- resource limits: address space (``memory_mb``), file size, no core dumps; and a process count: the
+  grader counts the worker's processes while it waits and kills them all past ``max_processes`` (no
+  ``RLIMIT_NPROC``, which counts every process of the user and exempts root: see ``_limits``);
+- a time limit on every request (soft: a signal in the worker; hard: the grader kills the process
+  group and every descendant a few seconds later), and never past the submission's own deadline;
+- a disk quota: a tmpfs of ``isolation.DISK_QUOTA_MB`` as its folder where namespaces exist; without
+  them the grader measures the folder while it waits and kills the worker past the same figure;
+- a cap on the size of each answer it sends back (``protocol.MAX_ANSWER_BYTES``), checked before
+  the answer is read.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from autograder.engine import worker_confine as isolation
+from autograder.engine import wire as protocol
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository (or the handout) root
+GRACE_S = 3.0  # time the soft limit gets to interrupt the student's code before the kill
+POLICE_EVERY_S = 0.25  # process count and disk use checked this often while a request runs
+DISK_QUOTA_BYTES = isolation.DISK_QUOTA_MB << 20
+
+
+class WorkerDied(Exception):
+    """The worker process ended or stopped answering."""
+
+    def __init__(self, message: str, timed_out: bool = False, budget: bool = False):
+        super().__init__(message)
+        self.timed_out = timed_out
+        self.budget = budget  # the submission's whole time budget ran out (not this request's limit)
+
+
+# top-level folders the interpreter and its libraries need, never covered
+_SYSTEM = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc", "dev", "sys", "run", "var"}
+
+
+def paths_to_hide(keep: list[Path]) -> list[str]:
+    """Everything the worker has no business reading: along the way from ``/`` to each kept path
+    (its own code, the data loader, the Python installations, its folder), every other entry.
+    So the repository's other folders (``solutions/``, ``.git``), other checkouts, home folders and
+    other runs' temporary folders (a classmate's submission) are out of reach, while ``/usr``,
+    ``/lib``, ``/etc`` and the kept paths stay."""
+    keep = [Path(os.path.realpath(k)) for k in keep if os.path.exists(k)]
+    on_the_way = {a for k in keep for a in (k, *k.parents)}
+    hide = []
+    for folder in sorted(on_the_way):
+        if folder in keep:
+            continue
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if entry in on_the_way or (folder == Path("/") and entry.name in _SYSTEM):
+                continue
+            if entry.is_symlink() or not (entry.is_dir() or entry.is_file()):
+                continue  # a link leads to a covered or a system path; sockets and fifos hold no text
+            hide.append(str(entry))
+    return hide
+
+
+def _keep() -> list[Path]:
+    keep = [ROOT / "autograder", ROOT / "data", Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix),
+            Path(sys.executable).resolve().parent.parent]
+    if os.environ.get("GPTLAB_DATA"):
+        keep.append(Path(os.environ["GPTLAB_DATA"]))
+    return keep
+
+
+def _become_subreaper() -> None:
+    """Orphaned descendants of the worker are re-parented to us, so we can find and kill them."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+class Worker:
+    def __init__(self, device: str = "cpu", memory_mb: int = 6144, max_processes: int = 64,
+                 hide: list[str] | None = None):
+        self.device = device
+        self.extra_hide = list(hide or [])
+        self.isolated = False
+        self._pid_ns: str | None = None
+        self.memory_mb = memory_mb
+        self.max_processes = max_processes
+        self.proc: subprocess.Popen | None = None
+        self.sock: socket.socket | None = None
+        self.workdir: Path | None = None
+        self.log_path: Path | None = None
+        _become_subreaper()
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def _limits(self) -> None:  # runs in the child between fork and exec
+        os.setsid()
+        mem = self.memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        # the grading process capped its own data segment (conftest.limit_own_memory): not the worker's
+        _, data_hard = resource.getrlimit(resource.RLIMIT_DATA)
+        resource.setrlimit(resource.RLIMIT_DATA, (data_hard, data_hard))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
+        # No RLIMIT_NPROC: it counts every thread of the user's (a student's browser included) and
+        # root ignores it; the process count is policed from outside instead (_police()).
+
+    def start(self) -> None:
+        # one folder for the worker's whole life (restarts included), emptied at each start
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="gptlab-worker-"))
+        for entry in self.workdir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        self.log_path = self.workdir / "output.log"
+        parent, child = socket.socketpair()
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(self.workdir),
+            "TMPDIR": str(self.workdir),
+            "MPLBACKEND": "Agg",
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+            "LANG": "C.UTF-8",
+        }
+        for key in ("GPTLAB_DATA", "CUDA_VISIBLE_DEVICES"):
+            if key in os.environ:
+                env[key] = os.environ[key]
+        prefix = isolation.unshare_prefix()
+        self.isolated = prefix is not None
+        hide = [*paths_to_hide([*_keep(), self.workdir]), str(ROOT / "autograder" / "checks" / "hidden"), *self.extra_hide]
+        confine = (hide, str(self.workdir)) if self.isolated else None
+        code = (
+            f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+            f"from autograder.engine.worker_main import main; main({child.fileno()}, {self.device!r}, {confine!r})"
+        )
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [*(prefix or ()), sys.executable, "-I", "-c", code],
+                pass_fds=[child.fileno()],
+                cwd=self.workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=self._limits,
+            )
+        child.close()
+        self.sock = parent
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _descendants(self) -> list:
+        try:
+            import psutil
+
+            return psutil.Process(os.getpid()).children(recursive=True)
+        except Exception:  # noqa: BLE001 - psutil missing or the process table changed under us
+            return []
+
+    def kill(self) -> None:
+        self._pid_ns = None
+        self._kill()
+
+    def _kill(self) -> None:
+        """Kill the worker, its process group, and every process it left behind."""
+        if self.proc is not None:
+            for _ in range(3):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                for p in self._descendants():
+                    try:
+                        p.kill()
+                    except Exception:  # noqa: BLE001
+                        pass
+                try:
+                    self.proc.wait(timeout=2)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            # reap re-parented orphans
+            for p in self._descendants():
+                try:
+                    p.wait(timeout=0.5)
+                except Exception:  # noqa: BLE001
+                    pass
+        if self.sock is not None:
+            self.sock.close()
+        self.proc, self.sock = None, None
+
+    def close(self) -> None:
+        self.kill()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def _police(self) -> None:
+        if self.proc is not None and _process_count(self.proc.pid, self._namespace()) > self.max_processes:
+            self.kill()
+            raise WorkerDied(f"started more than {self.max_processes} processes (a fork bomb?) and was stopped")
+        if self.proc is not None and self.disk_used() > DISK_QUOTA_BYTES:
+            self.kill()
+            raise WorkerDied(f"wrote more than {DISK_QUOTA_BYTES >> 20} MB to disk and was stopped")
+
+    def _namespace(self) -> str | None:
+        """The worker's PID namespace (the namespace of unshare's child), once it exists."""
+        if self.isolated and self._pid_ns is None and self.proc is not None:
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                    child = f.read().split()
+                if child:
+                    self._pid_ns = os.readlink(f"/proc/{child[0]}/ns/pid")
+            except OSError:
+                pass
+        return self._pid_ns
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def request(self, message: dict, timeout: float, deadline: float | None = None) -> dict:
+        """Send one request and wait for its answer, at most ``timeout`` (+ the grace period) and never
+        past ``deadline`` (``time.monotonic()``: the submission's whole budget). Every read is
+        bounded by what is left (a worker that trickles its answer a byte at a time is stopped at
+        the limit), and an answer over ``protocol.MAX_ANSWER_BYTES`` is refused unread."""
+        if deadline is not None and deadline - time.monotonic() <= 0:
+            raise WorkerDied("not run: the submission's time budget was spent", timed_out=True, budget=True)
+        if not self.alive or self.sock is None:
+            self.kill()
+            self.start()
+        end = time.monotonic() + timeout + GRACE_S
+        budget = deadline is not None and deadline < end
+        if budget:
+            end = deadline
+        message = {**message, "timeout": max(0.1, min(timeout, end - time.monotonic()))}
+        try:
+            self.sock.settimeout(max(0.1, end - time.monotonic()))
+            protocol.send(self.sock, message)
+            next_check = 0.0
+            while not select.select([self.sock], [], [], 0.05)[0]:
+                now = time.monotonic()
+                if now > end:
+                    raise TimeoutError
+                if now >= next_check:  # the process table and the folder: a few ms, once in a while
+                    self._police()
+                    next_check = now + POLICE_EVERY_S
+            answer = protocol.recv(self.sock, deadline=end, max_bytes=protocol.MAX_ANSWER_BYTES)
+        except (socket.timeout, TimeoutError):
+            self.kill()
+            if budget:
+                raise WorkerDied("was stopped: the submission's time budget was spent", timed_out=True, budget=True)
+            raise WorkerDied(f"did not finish within {timeout:g} s (the process was stopped)", timed_out=True)
+        except (EOFError, OSError) as exc:
+            code = self.proc.wait(timeout=5) if self.proc else None
+            self.kill()
+            raise WorkerDied(_describe_exit(code, exc)) from None
+        except protocol.ProtocolError as exc:
+            self.kill()
+            raise WorkerDied(f"sent back a malformed or oversized answer ({exc})") from None
+        return answer
+
+    def disk_used(self, limit_entries: int = 100_000) -> int:
+        """Bytes under the worker's folder (on the host: what a worker without namespaces wrote).
+        Past ``limit_entries`` files the count stops and reports the quota as exceeded."""
+        if self.workdir is None:
+            return 0
+        total, seen, stack = 0, 0, [str(self.workdir)]
+        while stack:
+            try:
+                entries = list(os.scandir(stack.pop()))
+            except OSError:
+                continue
+            for entry in entries:
+                seen += 1
+                if seen > limit_entries:
+                    return DISK_QUOTA_BYTES + 1
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                total += info.st_blocks * 512
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+        return total
+
+
+def _process_count(pgid: int, pid_ns: str | None) -> int:
+    """Processes in the worker's process group or PID namespace."""
+    count = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.getpgid(int(name)) == pgid or (pid_ns and os.readlink(f"/proc/{name}/ns/pid") == pid_ns):
+                    count += 1
+            except OSError:
+                pass
+    return count
+
+
+def _describe_exit(code, exc) -> str:
+    if code is None:
+        return f"the submission's process stopped answering ({exc})"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        extra = " (a crash, e.g. a segmentation fault)" if name == "SIGSEGV" else ""
+        extra = " (killed: out of memory?)" if name == "SIGKILL" else extra
+        return f"the submission's process died with {name}{extra}"
+    return f"the submission's process exited with status {code} (sys.exit / os._exit in the submission?)"
