@@ -58,7 +58,9 @@ def test_reference_runs_without_errors(reference_run):
 @pytest.mark.skipif(not HAVE_CHECKER, reason="autograder/notebook.py (the check cells' checker) not written yet")
 def test_reference_passes_every_check(reference_run):
     checks = [c for c in reference_run.cells if is_check(c)]
-    assert len(checks) == 12
+    from autograder import parts
+
+    assert len(checks) == len(parts.PARTS) == 13  # one check cell per part of the registry
     bad = {c.id: f"{e.ename}: {e.evalue}" for c in checks for e in errors(c)}
     assert not bad, bad
     stderr = {c.id: o.text for c in checks for o in c.outputs if o.output_type == "stream" and o.name == "stderr"}
@@ -74,7 +76,8 @@ def test_student_notebook_fails_only_with_not_implemented():
     others = {cid: ename for cid, ename in failed.items() if ename != "NotImplementedError"}
     assert not others, f"errors other than NotImplementedError (a cell depends on a failed one?): {others}"
     # each part's demo fails on its stub, and the cells before the first part run fine
-    assert {"tokenizer-demo", "get-batch-demo", "head-demo", "gpt-demo", "estimate-loss-demo", "quiz-code"} <= set(failed)
+    assert {"tokenizer-demo", "get-batch-demo", "attention-trick-demo", "head-demo", "gpt-demo", "estimate-loss-demo",
+            "quiz-code"} <= set(failed)
     assert not {"setup", "load-text", "vocab", "encode-split", "trick", "config"} & set(failed)
 
 
