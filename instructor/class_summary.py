@@ -66,9 +66,7 @@ def load_folder(folder: str | Path) -> dict[str, dict]:
         try:
             found[path.stem] = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            found[path.stem] = {"score": 0, "tests": [], "output": f"results file unreadable: {exc}",
-                                "extra_data": {"gptlab": {"status": "error",
-                                                          "problem": f"results file {path.name} unreadable: {exc}"}}}
+            found[path.stem] = stand_in("error", f"results file {path.name} unreadable: {exc}")
     return found
 
 
@@ -81,9 +79,16 @@ def add_missing(results: dict[str, dict], roster) -> dict[str, dict]:
     return out
 
 
+def stand_in(status: str, problem: str, output: str | None = None) -> dict:
+    """The record of a submission that has no grade (``missing``, ``error``, ``timeout``): no tests, so
+    every score cell of the exports stays empty (never a blank-looking 0), and the reason. The one place
+    such a record is made (grade_class, the class summary, the cluster's merge)."""
+    return {"score": 0, "tests": [], "output": problem if output is None else output,
+            "extra_data": {"gptlab": {"status": status, "problem": problem}}}
+
+
 def missing_stand_in(reason: str) -> dict:
-    return {"score": 0, "tests": [], "output": reason,
-            "extra_data": {"gptlab": {"status": "missing", "problem": reason}}}
+    return stand_in("missing", reason)
 
 
 def problems(results: dict[str, dict]) -> list[tuple[str, str, str]]:

@@ -241,9 +241,9 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
     notes = tampering.notes(path) if status == "ok" else []
     if notes:  # graded all the same (the grader runs its own checks), flagged for a human
         message = "; ".join(notes)
-    if data is None:
-        data = {"score": 0.0, "output": message, "tests": []}
     problem = class_summary.one_line(message)
+    if data is None:
+        data = class_summary.stand_in(status, problem, output=message)
     # the class status (summary, CSVs): "tampered" for a graded submission with tampering notes
     data.setdefault("extra_data", {})["gptlab"] = {"status": "tampered" if notes else status, "problem": problem,
                                                    "tampering": notes}
@@ -285,8 +285,7 @@ def load_results(results: dict[str, dict]) -> dict[str, dict]:
         try:
             out[student] = json.loads(Path(r["json"]).read_text())
         except (OSError, ValueError, KeyError) as exc:
-            out[student] = {"score": 0, "tests": [], "extra_data": {"gptlab": {
-                "status": "error", "problem": f"results file unreadable: {exc}"}}}
+            out[student] = class_summary.stand_in("error", f"results file unreadable: {exc}")
     return out
 
 

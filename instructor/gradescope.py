@@ -155,12 +155,13 @@ def run(root: Path) -> int:
     source, results = root / "source", root / "results" / "results.json"
     results.parent.mkdir(parents=True, exist_ok=True)
     submission, note = find_submission(root / "submission")
-    if submission is None:
-        write_json(results, {"score": 0, "output": note, "visibility": "visible", "stdout_visibility": "hidden",
-                         "tests": []})
+    from autograder.engine.command import grader_command
+    from autograder.engine.report import zero_report
+
+    if submission is None:  # every part at 0, each saying why: the student sees what to upload
+        write_json(results, zero_report(note))
         print(note)
         return 0
-    from autograder.engine.command import grader_command
 
     cmd = grader_command(submission, results, root=source, reference=source / "solutions" / NOTEBOOK,
                          time_budget=SUBMISSION_BUDGET_S)
@@ -183,8 +184,6 @@ def run(root: Path) -> int:
     if data is None:
         why = f"did not finish within {GRADE_TIMEOUT_S:g} s" if rc is None else f"exited with status {rc} and no results"
         try:
-            from autograder.engine.report import zero_report
-
             data = zero_report(f"the grading run {why}; course staff will look at it and rerun it")
         except Exception:  # noqa: BLE001 - the grader's own package is broken: the plain message
             data = {"score": 0, "tests": [], "visibility": "visible", "stdout_visibility": "hidden",

@@ -213,7 +213,7 @@ def test_report_when_the_configuration_fails(tmp_path):
     assert proc.returncode == 1, proc.stdout[-2000:]
     assert "INTERNALERROR" not in proc.stdout + proc.stderr
     data = json.loads(out.read_text())
-    assert data["score"] == 0 and "rubric names unknown parts" in data["output"]
+    assert data["score"] == 0 and "names parts the lab does not have" in data["output"]
     assert "not graded" in proc.stdout
 
 

@@ -89,3 +89,37 @@ def test_train_sample_top_k_one_is_greedy():
         torch.manual_seed(seed)
         outs.add(cli.sample(model, tok, "All", 12, temperature=1.0, top_k=1))
     assert len(outs) == 1
+
+
+def _notebook_training_configuration() -> dict:
+    """The reference notebook's training configuration: the configuration cell's assignments, and the
+    optimizer's betas and the thread count of the cell that builds the model."""
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(REPO / "solutions" / "gpt_lab.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "training configuration" in c.source)
+    values = {}
+    for node in ast.parse(cell.source).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+    model_cell = next(c.source for c in nb.cells if c.cell_type == "code" and "torch.optim.AdamW(model.parameters()" in c.source)
+    import re
+
+    values["beta2"] = float(re.search(r"betas=\(0\.9, ([0-9.]+)\)", model_cell).group(1))
+    values["threads"] = int(re.search(r"torch\.set_num_threads\((\d+)\)", model_cell).group(1))
+    return values
+
+
+def test_cpu_preset_is_the_notebook_configuration():
+    """`--config cpu` trains what the notebook's training cells train: one configuration, tied here."""
+    nb = _notebook_training_configuration()
+    cfg = cli.PRESETS["cpu"]
+    pairs = {"n_embd": "n_embd", "n_head": "n_head", "n_layer": "n_layer", "block_size": "block_size",
+             "batch_size": "batch_size", "dropout": "dropout", "learning_rate": "lr", "min_lr": "min_lr",
+             "warmup_iters": "warmup_iters", "max_iters": "max_iters", "eval_interval": "eval_interval",
+             "eval_iters": "eval_iters", "seed": "seed", "beta2": "beta2", "threads": "threads"}
+    assert set(nb) >= set(pairs), f"the notebook's configuration lacks {set(pairs) - set(nb)}"
+    differ = {k: (nb[k], getattr(cfg, v)) for k, v in pairs.items() if nb[k] != getattr(cfg, v)}
+    assert not differ, f"notebook vs PRESETS['cpu'] (instructor/train.py): {differ}"
