@@ -56,5 +56,5 @@ def test_bigram_generate_samples_softmax(sub):
 def test_bigram_generate_samples_one_row(sub):
     need(sub, "BigramLanguageModel")
     with owned_by(sub, ("generate samples softmax", fails(test_bigram_generate_samples_softmax,
-                                                          "the sampled tokens follow another distribution"))):
+                                                          "the generated tokens follow another distribution"))):
         sampling.check_distribution_one_row(sub, "BigramLanguageModel", 10**6)

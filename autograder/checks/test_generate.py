@@ -23,7 +23,7 @@ def test_generate_samples_softmax_of_last_position(sub):
 
 # the sampling distribution is reported by 'samples softmax of last position' only (one failure per cause)
 _SAMPLING = ("samples softmax of last position", fails(test_generate_samples_softmax_of_last_position,
-                                                        "the sampled tokens follow another distribution"))
+                                                        "the generated tokens follow another distribution"))
 
 
 def test_generate_crops_context_to_block_size(sub):

@@ -126,7 +126,7 @@ MISTAKES: list[Mistake] = [
     _known("gen_no_crop", "block_size", "crops context to block size"),
     _known("gen_raw_logits", "softmax", "samples softmax of last position"),
     _known("gen_softmax_dim0", "softmax", "samples softmax of last position"),
-    _known("gen_first_position", "last", "samples softmax of last position"),
+    _known("gen_first_position", "LAST position", "samples softmax of last position"),
     # -- estimate_loss: modes ------------------------------------------------------------------
     _known("el_no_eval", "model.eval()", "eval mode without grad"),
     _known("el_left_in_eval", "model.train()", "restores train mode"),
