@@ -78,6 +78,10 @@ def need(sub, name: str, kind: str = "class") -> None:
         fail(f"`{name}` should be a {kind}, but it is a {kinds[name]}")
 
 
+# how a submission's code stopped without an answer (see explain): no probe runs after these
+_STOPPED = ("Timeout", "ProcessDied", "ProtocolError", "OutputTooLarge", "Unsendable")
+
+
 @contextmanager
 def owned_by(sub, *causes):
     """One failure per cause. ``causes``: (owner, probe) pairs, where ``owner`` is the name of the
@@ -89,8 +93,8 @@ def owned_by(sub, *causes):
     try:
         yield
     except (CheckFailed, SubmissionFailure) as exc:
-        if isinstance(exc, SubmissionFailure) and exc.not_implemented:
-            raise
+        if isinstance(exc, SubmissionFailure) and (exc.not_implemented or exc.kind in _STOPPED):
+            raise  # a stub, or code that hung or crashed: reported as it is, never run again to probe
         for owner, probe in causes:
             try:
                 why = probe(sub)
@@ -107,7 +111,7 @@ def fails(measure, why: str):
         try:
             measure(sub)
         except SubmissionFailure as exc:
-            return "" if exc.not_implemented else why
+            return "" if exc.not_implemented or exc.kind in _STOPPED else why
         except CheckFailed:
             return why
         return ""
