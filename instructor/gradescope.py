@@ -87,8 +87,8 @@ exit 0
 # -- building the zip ------------------------------------------------------------------------------
 
 
-def _pyproject() -> str:
-    from instructor.handout import _pyproject as handout_pyproject
+def pyproject_text() -> str:
+    from instructor.handout import pyproject_text as handout_pyproject
 
     text = handout_pyproject().replace('name = "gpt-lab-handout"', 'name = "gpt-lab-grader"')
     return text.replace('packages = ["autograder", "autograder.checks", "autograder.engine", "data"]',
@@ -98,7 +98,7 @@ def _pyproject() -> str:
 
 def _files() -> dict[str, Path | str]:
     """Path in the zip -> a file of the repository or the text to write."""
-    files: dict[str, Path | str] = {"setup.sh": SETUP_SH, "run_autograder": RUN_AUTOGRADER, "pyproject.toml": _pyproject()}
+    files: dict[str, Path | str] = {"setup.sh": SETUP_SH, "run_autograder": RUN_AUTOGRADER, "pyproject.toml": pyproject_text()}
     for path in sorted((REPO / "autograder").rglob("*")):
         rel = path.relative_to(REPO)
         if path.is_file() and not (set(rel.parts) & _SKIP) and path.suffix != ".pyc":

@@ -74,7 +74,7 @@ def hidden_summary() -> tuple[int, Fraction, Fraction]:
     return count, points, total
 
 
-def _pyproject() -> str:
+def pyproject_text() -> str:
     with open(REPO / "pyproject.toml", "rb") as f:
         project = tomllib.load(f)["project"]
     deps = ",\n".join(f"    {json.dumps(d)}" for d in project.get("dependencies", []))
@@ -183,7 +183,7 @@ def build(out: str | Path, as_zip: bool = False) -> Path:
         (root / "data").mkdir()
         shutil.copyfile(REPO / "data" / "__init__.py", root / "data" / "__init__.py")
         (root / "README.md").write_text(_readme(), encoding="utf-8")
-        (root / "pyproject.toml").write_text(_pyproject(), encoding="utf-8")
+        (root / "pyproject.toml").write_text(pyproject_text(), encoding="utf-8")
         (root / ".gitignore").write_text("data/tinyshakespeare.txt\n__pycache__/\n.pytest_cache/\n.venv/\n*.pt\n")
         for warning in check_clean(root):
             print(f"warning: {warning}", file=sys.stderr)

@@ -143,13 +143,19 @@ def _decode_tensor(spec: Any) -> torch.Tensor:
     if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)):
         raise ProtocolError("malformed tensor shape")
     dtype = _DTYPES[dtype_name]
-    raw = base64.b64decode(payload.encode(), validate=True)
+    try:
+        raw = base64.b64decode(payload.encode(), validate=True)
+    except ValueError:  # binascii.Error: not base64 (a forged payload is the decoder's to refuse)
+        raise ProtocolError("malformed tensor data") from None
     numel = math.prod(shape)
     itemsize = torch.empty((), dtype=dtype).element_size()
     if len(raw) != numel * itemsize:
         raise ProtocolError("tensor data does not match its shape")
     if numel == 0:
-        t = torch.empty(shape, dtype=dtype)
+        try:  # the other dimensions are bounded by nothing: [2**62, 2**62, 0] overflows torch's size
+            t = torch.empty(shape, dtype=dtype)
+        except (RuntimeError, TypeError, OverflowError):
+            raise ProtocolError("malformed tensor shape") from None
     elif dtype == torch.bfloat16:
         t = torch.frombuffer(bytearray(raw), dtype=torch.int16).view(torch.bfloat16).reshape(shape)
     else:

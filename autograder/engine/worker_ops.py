@@ -172,14 +172,14 @@ class Runtime:
                 obj = klass.__new__(klass)
                 nn.Module.__init__(obj)
             else:
-                obj = klass(*self._decode(list(args)), **self._decode(kwargs or {}))
+                obj = klass(*self._decode(list(args)), **(self._decode(kwargs) if kwargs else {}))
         if isinstance(obj, nn.Module):
             obj.to(self.device)
         return obj
 
     def op_make(self, factory, args=(), kwargs=None, seed=0):
         torch.manual_seed(seed)
-        obj = objects.FACTORIES[factory](*self._decode(list(args)), **self._decode(kwargs or {}))
+        obj = objects.FACTORIES[factory](*self._decode(list(args)), **(self._decode(kwargs) if kwargs else {}))
         if isinstance(obj, nn.Module):
             obj.to(self.device)
         return obj
@@ -191,7 +191,7 @@ class Runtime:
         if seed is not None:
             torch.manual_seed(seed)
         with self.patched(None, values):
-            return fn(*self._decode(list(args)), **self._decode(kwargs or {}))
+            return fn(*self._decode(list(args)), **(self._decode(kwargs) if kwargs else {}))
 
     def op_global(self, name):
         if name not in self.ns:
