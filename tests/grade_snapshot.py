@@ -5,7 +5,8 @@
 adversarial bank), the status of each check (by its results.json name, ``"<part>: <check>"``)
 and the score. The tests compare each grade they obtain with it:
 
-- every check of the snapshot has the same status now; a check that failed because of time
+- every check of the snapshot has the same status now, and a part of the snapshot has no new check
+  (a case or a part added since has nothing to compare); a check that failed because of time
   (a budget spent, a time limit) is left out, since which check a slow machine reaches first is
   not a property of the grader;
 - the score is compared when the rubric is the one the snapshot was taken under (a change of
@@ -65,8 +66,8 @@ def compare(bank: str, case_id: str, data: dict | None) -> list[str]:
         return []
     snap = _load()
     then = snap["cases"].get(key)
-    if then is None:
-        return [f"{key} is not in the snapshot {SNAPSHOT.name}: record it (GPTLAB_GRADES_SNAPSHOT=record)"]
+    if then is None:  # a case added since: nothing to compare yet (record it to protect it too)
+        return []
     if then["checks"] is None or now["checks"] is None:
         return [] if then["checks"] == now["checks"] else [f"{key}: graded {now['checks'] is not None}, "
                                                            f"in the snapshot {then['checks'] is not None}"]
@@ -77,7 +78,8 @@ def compare(bank: str, case_id: str, data: dict | None) -> list[str]:
         got = now["checks"].get(name, "absent")
         if got != status and got != "time":
             diffs.append(f"{key}: check {name!r} {got}, was {status}")
-    new = [n for n in now["checks"] if n not in then["checks"]]
+    parts_then = {n.split(": ", 1)[0] for n in then["checks"]}
+    new = [n for n in now["checks"] if n not in then["checks"] and n.split(": ", 1)[0] in parts_then]
     if new:
         diffs.append(f"{key}: checks not in the snapshot: {new[:5]}")
     if snap.get("rubric") == rubric_key() and now["score"] != then["score"] and not any(
