@@ -26,7 +26,7 @@ from autograder.engine import report, worker_template
 from autograder import i18n
 from autograder.i18n import tr
 from autograder import parts as registry
-from autograder.checks.verdicts import CheckFailed, explain
+from autograder.checks.verdicts import CheckFailed, cell_label, explain
 from autograder.engine.submission import LocalSubmission, RemoteSubmission, SubmissionFailure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -357,8 +357,8 @@ def _summary(out, grading: Grading) -> None:
     if grading.sub is not None and grading.sub.loaded:
         bad = [c for c in grading.sub.report.cells if not c.ok and c.error_type != "NotImplementedError"]
         for c in bad[:5]:
-            out.write_line(tr("note: cell {number} failed while loading: {kind}: {message}")
-                           .format(number=c.number, kind=c.error_type, message=c.message))
+            out.write_line(tr("note: {cell} failed while loading: {kind}: {message}")
+                           .format(cell=cell_label(grading.sub, c.number), kind=c.error_type, message=c.message))
         if len(bad) > 5:
             out.write_line(tr("note: {count} more cells failed while loading").format(count=len(bad) - 5))
     for note in _notes(grading):
@@ -391,7 +391,8 @@ def _write_report(grading: Grading, config) -> list:
             grading.sub.close()
         parts = _results(grading)
         if path:
-            lines = [tr("cell {number}: {kind}: {message}").format(number=c.number, kind=c.error_type, message=c.message)
+            lines = [tr("{cell}: {kind}: {message}").format(cell=cell_label(grading.sub, c.number), kind=c.error_type,
+                                                             message=c.message)
                      for c in (grading.sub.report.cells if grading.sub and grading.sub.loaded else []) if not c.ok]
             extra = [tr("not graded: {cause}").format(cause=grading.fatal)] if grading.fatal else []
             extra += ([tr("could not be read: {cause}").format(cause=grading.submission_error)]

@@ -70,8 +70,8 @@ def _check(part: str, namespace: dict) -> Score:
     pending = parts.hidden_counts().get(part, 0)
     passed = sum(1 for _, message in results if not message)
     for name, message in results:
-        print(f"  [{'PASS' if not message else 'FAIL'}] {part}: {i18n.check_name(name)}"
-              + (f"\n         {message}" if message else ""))
+        text = "".join(f"\n         {line}" for line in message.splitlines())  # every line under its check
+        print(f"  [{'PASS' if not message else 'FAIL'}] {part}: {i18n.check_name(name)}" + text)
     score = points * passed / (total + pending) if total + pending else Fraction(0)
     more = ""
     if pending:

@@ -1,6 +1,8 @@
 """The bank of typical student mistakes (tests/bank/mistakes.py): each loses points in its own part
 only, its part's message names the likely cause (the mistake's hint), a visible check catches it
-exactly when the bank says so, and at least 90% of the mistakes are caught by a visible check.
+exactly when the bank says so, ONE visible check reports it (the others that fail say "not
+measured" and name that check: no knock-on messages), and at least 90% of the mistakes are caught
+by a visible check.
 
 Graded in the session's one batch (``bank_grades`` in conftest.py), with the mutant bank.
 """
@@ -8,6 +10,7 @@ Graded in the session's one batch (``bank_grades`` in conftest.py), with the mut
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,15 @@ from tests.conftest import REF_ID, failures, same
 
 # the issue's bar: at least 90% of the typical mistakes are seen in the notebook's own check cells
 MIN_VISIBLE_SHARE = 0.9
+
+
+NOT_MEASURED = "not measured:"
+
+
+def _check(test: dict) -> str:
+    """A check's name in results.json without its part and parameters: "head: causal [x]" -> "causal"."""
+    name = str(test.get("name", "")).split(": ", 1)[-1]
+    return re.sub(r" \[.*\]$", "", name)
 
 
 def _failed(result: dict, part: str) -> list[dict]:
@@ -41,6 +53,23 @@ def test_mistakes_lose_points_with_their_hint(bank_grades, mistake):
     assert seen == mistake.visible, (
         f"{mistake.id} ({mistake.why}): the bank says visible={mistake.visible}, but a visible check "
         f"{'caught' if seen else 'did not catch'} it: {[t['name'] for t in failed]}")
+    # one failure per cause: one visible check reports it (with the hint); every other visible check
+    # of the part that fails says "not measured" and names that check, never the hint again
+    visible = [t for t in failed if t.get("visibility") == "visible"]
+    reporting = {_check(t) for t in visible if not str(t.get("output", "")).startswith(NOT_MEASURED)}
+    assert reporting == ({mistake.check} if mistake.visible else set()), (
+        f"{mistake.id} ({mistake.why}): expected one visible check to report it ({mistake.check!r}), "
+        f"these did: {sorted(reporting)}: {failures(r, mistake.part)}")
+    if mistake.visible:
+        own = [str(t.get("output", "")) for t in visible if _check(t) == mistake.check]
+        assert any(mistake.hint in m for m in own), (
+            f"{mistake.id} ({mistake.why}): check {mistake.check!r} does not say {mistake.hint!r}: {own}")
+        for t in visible:
+            out = str(t.get("output", ""))
+            if _check(t) != mistake.check:  # the owner's name may hold the hint's words: not a repetition
+                assert f"'{mistake.check}'" in out and mistake.hint not in out.replace(f"'{mistake.check}'", ""), (
+                    f"{mistake.id} ({mistake.why}): {t['name']} repeats the cause instead of naming "
+                    f"{mistake.check!r}: {out[:300]}")
 
 
 def test_mistakes_bank_is_large_and_mostly_visible():
@@ -48,5 +77,6 @@ def test_mistakes_bank_is_large_and_mostly_visible():
     assert len(MISTAKES) >= 40, f"the bank holds {len(MISTAKES)} mistakes, expected at least 40"
     assert len({m.id for m in MISTAKES}) == len(MISTAKES), "duplicate mistake ids"
     assert all(m.hint for m in MISTAKES), "every mistake names the hint its message must contain"
+    assert all(bool(m.check) == m.visible for m in MISTAKES), "every visible mistake names the check that reports it"
     share = sum(m.visible for m in MISTAKES) / len(MISTAKES)
     assert share >= MIN_VISIBLE_SHARE, f"only {share:.0%} of the mistakes are caught by a visible check"

@@ -132,7 +132,7 @@ def _total(scores) -> float:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_attack_gets_its_honest_grade(graded, case):
     scores = graded["scores"][case.id]
-    assert len(scores) == 12, f"every check cell is graded: {sorted(scores)}"
+    assert len(scores) == 13, f"every check cell is graded: {sorted(scores)}"
     assert sum(m for _, m in scores.values()) == pytest.approx(MAXIMUM)  # nbgrader's maximum: the bonus is not in it
     assert _total(scores) == pytest.approx(case.expected, abs=1e-9), f"{case.why}: {scores}"
     assert not graded["waiting"][case.id], "an autograded cell left for a human looks like a blank submission"

@@ -58,7 +58,9 @@ def test_reference_runs_without_errors(reference_run):
 @pytest.mark.skipif(not HAVE_CHECKER, reason="autograder/notebook.py (the check cells' checker) not written yet")
 def test_reference_passes_every_check(reference_run):
     checks = [c for c in reference_run.cells if is_check(c)]
-    assert len(checks) == 12
+    from autograder import parts
+
+    assert len(checks) == len(parts.PARTS) == 13  # one check cell per part of the registry
     bad = {c.id: f"{e.ename}: {e.evalue}" for c in checks for e in errors(c)}
     assert not bad, bad
     stderr = {c.id: o.text for c in checks for o in c.outputs if o.output_type == "stream" and o.name == "stderr"}
@@ -74,5 +76,29 @@ def test_student_notebook_fails_only_with_not_implemented():
     others = {cid: ename for cid, ename in failed.items() if ename != "NotImplementedError"}
     assert not others, f"errors other than NotImplementedError (a cell depends on a failed one?): {others}"
     # each part's demo fails on its stub, and the cells before the first part run fine
-    assert {"tokenizer-demo", "get-batch-demo", "head-demo", "gpt-demo", "estimate-loss-demo", "quiz-code"} <= set(failed)
+    assert {"tokenizer-demo", "get-batch-demo", "attention-trick-demo", "head-demo", "gpt-demo", "estimate-loss-demo",
+            "quiz-code"} <= set(failed)
     assert not {"setup", "load-text", "vocab", "encode-split", "trick", "config"} & set(failed)
+
+
+def test_check_cell_names_the_students_cell_and_line(tmp_path):
+    """In Jupyter, a check cell's message names the failing cell by what it defines (not "cell 33",
+    which means nothing there), quotes the student's own line, and states the error once."""
+    from tests.bank.mistakes import MISTAKES
+    from tests.conftest import apply_edit, read_reference
+
+    mistake = next(m for m in MISTAKES if m.id == "mk_head_mask_not_sliced")
+    nb = apply_edit(read_reference(), mistake)
+    last = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "check_head")
+    nb.cells = nb.cells[: last + 1]  # the lab up to the head's check cell
+    path = tmp_path / "gpt_lab.ipynb"
+    nbformat.write(nb, path)
+    text = "".join(o.get("text", "") for o in execute(path).cells[-1].outputs if o.output_type == "stream")
+    assert "[FAIL] head: output shape" in text, text
+    owner = text.split("[FAIL] head: output shape", 1)[1].split("[PASS]")[0].split("[FAIL]")[0]
+    assert "in the cell defining `Head`" in owner and "in forward" in owner, owner
+    assert "self.tril == 0" in owner or "wei @ v" in owner, f"the student's failing line is not shown: {owner}"
+    assert "(cell " not in owner, f"a cell number means nothing in Jupyter: {owner}"
+    error = owner.split("raised RuntimeError on x of shape")[1].split(": ", 1)[1].split(". Hint")[0]
+    assert owner.count(error) == 1, f"the error is repeated: {owner}"
+    assert text.count("slice it to the first T rows") == 1, f"the cause is repeated by other checks: {text}"

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import nbformat
@@ -47,7 +46,7 @@ def test_generate_reports_a_points_change_and_a_missing_check_cell(tmp_path):
     nb = nbformat.read(REPO / "solutions" / "gpt_lab.ipynb", as_version=4)
     cell = next(c for c in nb.cells if (c.metadata.get("nbgrader") or {}).get("grade_id") == "check_head")
     cell.metadata["nbgrader"]["points"] = 3
-    assert apply_registry(nb) == ["check_head: points 3 -> 1.0"] and cell.metadata["nbgrader"]["points"] == 1.0
+    assert apply_registry(nb) == ["check_head: points 3 -> 0.75"] and cell.metadata["nbgrader"]["points"] == 0.75
     nb.cells.remove(cell)
     with pytest.raises(RegistryMismatch, match="check_head"):
         apply_registry(nb)

@@ -2,7 +2,7 @@
 submission's class with known next-token probabilities), so a broken forward costs nothing here."""
 
 from autograder.checks import sampling
-from autograder.checks.verdicts import need
+from autograder.checks.verdicts import fails, need, owned_by
 
 # The sampling checks run with a context that never reaches block_size, so that cropping (checked
 # on its own, with CROP_BLOCK) cannot change their verdict: one cause, one failure.
@@ -21,17 +21,24 @@ def test_generate_samples_softmax_of_last_position(sub):
     sampling.check_distribution(sub, "GPTLanguageModel", BLOCK)
 
 
+# the sampling distribution is reported by 'samples softmax of last position' only (one failure per cause)
+_SAMPLING = ("samples softmax of last position", fails(test_generate_samples_softmax_of_last_position,
+                                                        "the generated tokens follow another distribution"))
+
+
 def test_generate_crops_context_to_block_size(sub):
     """With prompts longer than block_size (and one shorter, growing past it), every forward sees
     exactly the last block_size tokens (read back from the output, see sampling.check_crop)."""
     need(sub, "GPTLanguageModel")
-    sampling.check_crop(sub, "GPTLanguageModel", CROP_BLOCK, CROP_BLOCK + 3, 4)
-    sampling.check_crop(sub, "GPTLanguageModel", CROP_BLOCK + 1, 2, 6)
+    with owned_by(sub, _SAMPLING):
+        sampling.check_crop(sub, "GPTLanguageModel", CROP_BLOCK, CROP_BLOCK + 3, 4)
+        sampling.check_crop(sub, "GPTLanguageModel", CROP_BLOCK + 1, 2, 6)
 
 
 def test_generate_samples_one_row(sub):
     need(sub, "GPTLanguageModel")
-    sampling.check_distribution_one_row(sub, "GPTLanguageModel", BLOCK)
+    with owned_by(sub, _SAMPLING):
+        sampling.check_distribution_one_row(sub, "GPTLanguageModel", BLOCK)
 
 
 def test_generate_uses_torch_rng(sub):

@@ -4,8 +4,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checks.verdicts import chi_square_p, expect, fail, need, tensor
-from autograder.i18n import tr
+from autograder.checks.verdicts import chi_square_p, expect, fail, fails, need, owned_by, tensor
+from autograder.i18n import N_, tr
 
 
 def _batch(sub, data, block_size, batch_size, seed=0):
@@ -50,26 +50,32 @@ def test_get_batch_uniform_starts(sub):
     """Starts are uniform over 0 .. len(data)-block_size-1: a chi-square test on 3,000 draws
     (p < 1e-6 fails; a correct sampler fails this with probability below one in a million)."""
     need(sub, "get_batch", "function")
-    n, block_size = 20, 4
-    data = torch.arange(n)
-    x, _ = _batch(sub, data, block_size, 3000, seed=5)
-    starts = x[:, 0]
-    counts = torch.bincount(starts, minlength=n).double()
-    last = n - block_size - 1
-    expect(counts[last] > 0, tr("no window ever starts at the last valid index {last} (len(data)={n}, "
-                               "block_size={block_size}). Hint: an off-by-one in the range of starts")
-                              .format(last=last, n=n, block_size=block_size))
-    probs = torch.zeros(n, dtype=torch.float64)
-    probs[: last + 1] = 1.0 / (last + 1)
-    p = chi_square_p(counts, probs)
-    expect(p > 1e-6, tr("window starts are not uniform over 0..{last}: counts {counts} (chi-square p = "
-                       "{p:.2g})")
-                      .format(last=last, counts=counts[:last + 1].int().tolist(), p=p))
+    with owned_by(sub, _WINDOWS, _RNG):
+        n, block_size = 20, 4
+        data = torch.arange(n)
+        x, _ = _batch(sub, data, block_size, 3000, seed=5)
+        starts = x[:, 0]
+        counts = torch.bincount(starts, minlength=n).double()
+        last = n - block_size - 1
+        expect(counts[last] > 0, tr("no window ever starts at the last valid index {last} (len(data)={n}, "
+                                   "block_size={block_size}). Hint: an off-by-one in the range of starts")
+                                  .format(last=last, n=n, block_size=block_size))
+        probs = torch.zeros(n, dtype=torch.float64)
+        probs[: last + 1] = 1.0 / (last + 1)
+        p = chi_square_p(counts, probs)
+        expect(p > 1e-6, tr("window starts are not uniform over 0..{last}: counts {counts} (chi-square p = "
+                           "{p:.2g})")
+                          .format(last=last, counts=counts[:last + 1].int().tolist(), p=p))
 
 
 def test_get_batch_uses_torch_rng(sub):
     """Draws come from torch's global RNG: the same seed gives the same batch, another seed another."""
     need(sub, "get_batch", "function")
+    with owned_by(sub, _WINDOWS):
+        _rng_measure(sub)
+
+
+def _rng_measure(sub):
     data = torch.arange(1000)
     a, _ = _batch(sub, data, 8, 16, seed=1)
     b, _ = _batch(sub, data, 8, 16, seed=1)
@@ -77,3 +83,10 @@ def test_get_batch_uses_torch_rng(sub):
     expect(torch.equal(a, b), tr("two calls after torch.manual_seed(1) gave different batches: "
            "draw the starts with torch.randint (torch's global RNG), not Python's random or numpy"))
     expect(not torch.equal(a, c), tr("different torch seeds gave the same batch: the starts are not random"))
+
+
+# one failure per cause: a window or target wrong (or get_batch raising) is reported by 'windows and
+# shifted targets', starts that ignore torch's RNG by 'uses torch rng'; the others say "not measured"
+_WINDOWS = ("windows and shifted targets", fails(test_get_batch_windows_and_shifted_targets,
+                                                 N_("the windows or their targets are wrong")))
+_RNG = ("uses torch rng", fails(_rng_measure, N_("the starts do not come from torch's RNG")))

@@ -10,7 +10,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checks.verdicts import close, expect, fail, named, need, tensor
+from autograder.checks.verdicts import CheckFailed, close, expect, fail, named, need, tensor, their_lines
+from autograder.checks.verdicts import owned_by as _owned_by
+from autograder.engine.submission import SubmissionFailure
 from autograder.i18n import tr
 
 C, HS, BLOCK = 16, 8, 8
@@ -37,12 +39,90 @@ def test_head_structure(sub):
         expect(f"{name}.bias" not in state, tr("Head.{name} should have no bias (bias=False)").format(name=name))
 
 
+# One failure per cause: each cause below is reported by ONE check (its owner). Another check that
+# fails where an owner's cause is present says "not measured" and names the owner; it still fails
+# (a check that cannot measure never passes), so a wrong Head earns exactly what it earned before.
+SHORT_OWNER = "output shape"
+ROWS_OWNER = "attention rows average the past"
+MASK_HINT = ("x has T <= block_size positions but the mask is (block_size, block_size): slice it to the first T rows "
+             "and columns of self.tril (look at the masked_fill line of Head.forward)")
+
+
+def _short_inputs_break(sub) -> str:
+    """Why the Head cannot be measured on T < block_size, or "": it runs on T = block_size and
+    raises on a shorter input (the mask not sliced to [:T, :T], the usual cause)."""
+    head = _head(sub)
+    try:
+        head(torch.zeros(1, BLOCK, C))
+    except SubmissionFailure:
+        return ""  # it fails on every T: not this cause
+    for t in (1, BLOCK // 2, BLOCK - 1):
+        try:
+            head(torch.zeros(1, t, C))
+        except SubmissionFailure as exc:
+            if not exc.not_implemented:
+                return f"Head raises on inputs shorter than block_size (T = {t})"
+    return ""
+
+
+def _rows_wrong(sub) -> str:
+    """Why the attention weights (read through the probe) are not a causal average, or ""."""
+    try:
+        wei = _attention_probe(sub, scale_q=0.0)
+    except (CheckFailed, SubmissionFailure):
+        return "the attention weights could not be read"
+    T = wei.shape[0]
+    expected = torch.tril(torch.ones(T, T)) / torch.arange(1, T + 1).unsqueeze(1)
+    return "" if (wei - expected).abs().max() <= 1e-6 else "the attention weights are not a causal average"
+
+
+VALUES_OWNER = "values come from value layer"
+
+
+def _values_wrong(sub) -> str:
+    """Why the output is not a weighted sum of self.value(x), or "": with the value layer zeroed
+    (key and query kept) the output must be exactly zero."""
+    head = _head(sub)
+    state = head.state_dict()
+    if state.get("value.weight") is None:
+        return "the Head has no value layer"
+    state["value.weight"] = torch.zeros_like(state["value.weight"])
+    head.load_state_dict(state)
+    try:
+        out = head(torch.randn(2, BLOCK, C, generator=torch.Generator().manual_seed(8)))
+    except SubmissionFailure:
+        return ""
+    return "the output does not come from the value layer" if isinstance(out, torch.Tensor) and out.abs().max() > 0 else ""
+
+
+_OWNERS = {SHORT_OWNER: _short_inputs_break, ROWS_OWNER: _rows_wrong, VALUES_OWNER: _values_wrong}
+
+
+def owned_by(sub, *owners):
+    """The head's causes by the name of their owner check (see checking.owned_by)."""
+    return _owned_by(sub, *((owner, _OWNERS[owner]) for owner in owners))
+
+
 @given(t=st.integers(1, BLOCK), b=st.integers(1, 3))
 def test_head_output_shape(sub, t, b):
-    """(B, T, n_embd) -> (B, T, head_size) for every T <= block_size."""
+    """(B, T, n_embd) -> (B, T, head_size) for every T <= block_size. Owns the cause "the Head
+    raises on T < block_size" (the mask not sliced): its message says so whatever PyTorch's error."""
     head = _head(sub)
     x = torch.randn(b, t, C, generator=torch.Generator().manual_seed(t * 10 + b))
-    tensor(head(x), tr("Head.forward(x of shape {shape})").format(shape=(b, t, C)), shape=(b, t, HS))
+    try:
+        out = head(x)
+    except SubmissionFailure as exc:
+        if exc.not_implemented or t == BLOCK or not _short_inputs_break(sub):
+            raise
+        if t == 1:  # T = 1 fails further on (the (T, T) mask broadcasts): show the error of a T >= 2
+            try:
+                head(torch.randn(b, BLOCK // 2, C))
+            except SubmissionFailure as longer:
+                exc, t = longer, BLOCK // 2
+        fail(f"Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) runs on x of T = block_size = {BLOCK} but raised "
+             f"{exc.kind} on x of shape {(b, t, C)} (T = {t} < block_size): {exc.message.rstrip('.')}. Hint: {MASK_HINT}"
+             + their_lines(exc))
+    tensor(out, tr("Head.forward(x of shape {shape})").format(shape=(b, t, C)), shape=(b, t, HS))
 
 
 LONG_BLOCK = 12  # a block_size other than the other checks' 8, so a mask sized 8 by hand fails
@@ -53,40 +133,42 @@ def test_head_causal(sub, t, cut, seed):
     """Changing the inputs after position ``cut`` leaves every output at positions <= cut exactly
     unchanged (masked scores are exactly zero after the softmax, so no tolerance is needed);
     with block_size 12 and every T up to it."""
-    cut = min(cut, t - 2)
-    head = _head(sub, block=LONG_BLOCK)
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(2, t, C, generator=g)
-    x2 = x.clone()
-    x2[:, cut + 1 :] = torch.randn(2, t - cut - 1, C, generator=g)
-    a, b = head(x), head(x2)
-    a, b = tensor(a, "Head.forward", shape=(2, t, HS)), tensor(b, "Head.forward", shape=(2, t, HS))
-    if not torch.equal(a[:, : cut + 1], b[:, : cut + 1]):
-        pos = int((a[:, : cut + 1] != b[:, : cut + 1]).any(dim=(0, 2)).nonzero()[0])
-        fail(tr("position {pos}'s output changed when only positions after {cut} changed: the "
-               "mask lets a position see the future. Hint: masked_fill(tril[:T, :T] == 0, "
-               "float('-inf')) BEFORE the softmax, and keep its result")
-              .format(pos=pos, cut=cut))
+    with owned_by(sub, SHORT_OWNER, ROWS_OWNER):
+        cut = min(cut, t - 2)
+        head = _head(sub, block=LONG_BLOCK)
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(2, t, C, generator=g)
+        x2 = x.clone()
+        x2[:, cut + 1 :] = torch.randn(2, t - cut - 1, C, generator=g)
+        a, b = head(x), head(x2)
+        a, b = tensor(a, "Head.forward", shape=(2, t, HS)), tensor(b, "Head.forward", shape=(2, t, HS))
+        if not torch.equal(a[:, : cut + 1], b[:, : cut + 1]):
+            pos = int((a[:, : cut + 1] != b[:, : cut + 1]).any(dim=(0, 2)).nonzero()[0])
+            fail(tr("position {pos}'s output changed when only positions after {cut} changed: the "
+                   "mask lets a position see the future. Hint: masked_fill(tril[:T, :T] == 0, "
+                   "float('-inf')) BEFORE the softmax, and keep its result")
+                  .format(pos=pos, cut=cut))
 
 
 def test_head_batch_elements_independent(sub):
     """Changing one batch element leaves the others' outputs unchanged (also in train mode with
     dropout, with the same seed for both calls)."""
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(3, 6, C, generator=g)
-    x2 = x.clone()
-    x2[1] = torch.randn(6, C, generator=g)
-    for dropout, mode in ((0.0, "eval"), (0.3, "train")):
-        head = _head(sub, dropout=dropout)
-        if mode == "train":
-            head.train()
-        a = tensor(head.call(None, x, _seed=9), "Head.forward", shape=(3, 6, HS))
-        b = tensor(head.call(None, x2, _seed=9), "Head.forward", shape=(3, 6, HS))
-        expect(torch.equal(a[0], b[0]) and torch.equal(a[2], b[2]),
-               tr("in {mode} mode, changing batch element 1 changed the output of another batch "
-                 "element: attention must stay within each sequence (batched matmul over (B, T, "
-                 "T), softmax over the last dim)")
-                .format(mode=mode))
+    with owned_by(sub, SHORT_OWNER, ROWS_OWNER):
+        g = torch.Generator().manual_seed(3)
+        x = torch.randn(3, 6, C, generator=g)
+        x2 = x.clone()
+        x2[1] = torch.randn(6, C, generator=g)
+        for dropout, mode in ((0.0, "eval"), (0.3, "train")):
+            head = _head(sub, dropout=dropout)
+            if mode == "train":
+                head.train()
+            a = tensor(head.call(None, x, _seed=9), "Head.forward", shape=(3, 6, HS))
+            b = tensor(head.call(None, x2, _seed=9), "Head.forward", shape=(3, 6, HS))
+            expect(torch.equal(a[0], b[0]) and torch.equal(a[2], b[2]),
+                   tr("in {mode} mode, changing batch element 1 changed the output of another batch "
+                     "element: attention must stay within each sequence (batched matmul over (B, T, "
+                     "T), softmax over the last dim)")
+                    .format(mode=mode))
 
 
 def _attention_probe(sub, scale_q=0.0, n_embd=C, head_size=HS):
@@ -113,13 +195,28 @@ def _attention_probe(sub, scale_q=0.0, n_embd=C, head_size=HS):
 
 
 def test_head_attention_rows_average_the_past(sub):
-    """With equal scores, position t averages positions 0..t: weights 1/(t+1) (atol 1e-6: float32)."""
-    wei = _attention_probe(sub, scale_q=0.0)
-    T = wei.shape[0]
-    expected = torch.tril(torch.ones(T, T)) / torch.arange(1, T + 1).unsqueeze(1)
-    close(wei, expected, tr("attention weights (read through an identity value layer)"), atol=1e-6,
-          hint=tr("each row must be a softmax over the keys (dim=-1) of the masked scores: weights >= 0, "
-               "zero on future positions, summing to 1"))
+    """With equal scores, position t averages positions 0..t: weights 1/(t+1) (atol 1e-6: float32).
+    Owns the causes that show in the weights themselves (the mask, the softmax, its dimension),
+    named from what the weights show: weight on a later position, or rows that do not sum to 1."""
+    with owned_by(sub, SHORT_OWNER):
+        wei = _attention_probe(sub, scale_q=0.0)
+        T = wei.shape[0]
+        expected = torch.tril(torch.ones(T, T)) / torch.arange(1, T + 1).unsqueeze(1)
+        future = torch.triu(wei.abs(), diagonal=1)
+        if future.max() > 1e-6:
+            t, s = (int(i) for i in torch.unravel_index(future.argmax(), future.shape))
+            fail(f"attention weights (read through an identity value layer): position {t} gives weight "
+                 f"{float(wei[t, s]):.3g} to the later position {s}: the mask lets a position see the future. Hint: "
+                 "masked_fill(tril[:T, :T] == 0, float('-inf')) BEFORE the softmax, and keep its result")
+        sums = wei.sum(dim=-1)
+        if (sums - 1).abs().max() > 1e-5:
+            t = int((sums - 1).abs().argmax())
+            fail(f"attention weights (read through an identity value layer): row {t} sums to {float(sums[t]):.4g}, "
+                 "not 1. Hint: the weights are the softmax over the keys (dim=-1, the last dimension of the "
+                 "(B, T, T) scores) of the masked scores, with the mask applied before the softmax")
+        close(wei, expected, tr("attention weights (read through an identity value layer)"), atol=1e-6,
+              hint=tr("each row must be a softmax over the keys (dim=-1) of the masked scores: weights >= 0, "
+                   "zero on future positions, summing to 1"))
 
 
 @pytest.mark.parametrize("sizes", [(C, HS), (12, 3), (10, 5)], ids=["hs8", "hs3", "hs5"])
@@ -130,32 +227,33 @@ def test_head_scales_by_head_size(sub, sizes):
     nonzero weight of the row is e^s whatever the mask keeps: the scale is measured on its own, and
     a wrong mask is reported by the mask checks only (one failure per cause). s is recovered to
     1e-3 (float32 rounding of weights near 1/6 gives about 1e-6)."""
-    n_embd, head_size = sizes
-    a = 2.0
-    wei = _attention_probe(sub, scale_q=a, n_embd=n_embd, head_size=head_size)
-    expected_s = a * head_size**-0.5
-    measured = []
-    for t in range(wei.shape[0]):
-        others = [j for j in range(wei.shape[1]) if j != t and float(wei[t, j]) > 1e-6]
-        if float(wei[t, t]) > 1e-6 and others:
-            measured.append(torch.log(torch.tensor(float(wei[t, t]) / float(wei[t, others[0]]), dtype=torch.float64)).item())
-    # a check that cannot measure must not pass (an output of zeros would): no row holding two nonzero
-    # weights means the output is not a weighted average of the values; the rows check says more
-    expect(bool(measured), tr("Head(n_embd={n_embd}, head_size={head_size}): the scale could not be measured: "
-                             "no row of the attention weights (read through an identity value layer) holds "
-                             "two nonzero weights. Fix 'attention rows average the past' first")
-                            .format(n_embd=n_embd, head_size=head_size))
-    s = max(measured, key=lambda v: abs(v - expected_s))
-    if abs(s - expected_s) > 1e-3:
-        guesses = {f"head_size ** -0.5 = {head_size ** -0.5:.3f}": a * head_size**-0.5, tr("no scaling"): a,
-                   f"n_embd ** -0.5 = {n_embd ** -0.5:.3f}": a * n_embd**-0.5}
-        named = [k for k, v in guesses.items() if abs(v - s) < 1e-3]
-        fail(tr("Head(n_embd={n_embd}, head_size={head_size}): the scores are scaled by "
-               "{scale:.4f} (looks like {looks_like}); expected head_size ** -0.5 = {expected:.4f}. "
-               "Hint: the scale belongs to this head's own head_size (the last dimension of k), "
-               "applied to q @ k^T before the mask and the softmax")
-              .format(n_embd=n_embd, head_size=head_size, scale=s / a, looks_like=named[0] if named else tr("something else"),
-                      expected=head_size ** (-0.5)))
+    with owned_by(sub, SHORT_OWNER, ROWS_OWNER):
+        n_embd, head_size = sizes
+        a = 2.0
+        wei = _attention_probe(sub, scale_q=a, n_embd=n_embd, head_size=head_size)
+        expected_s = a * head_size**-0.5
+        measured = []
+        for t in range(wei.shape[0]):
+            others = [j for j in range(wei.shape[1]) if j != t and float(wei[t, j]) > 1e-6]
+            if float(wei[t, t]) > 1e-6 and others:
+                measured.append(torch.log(torch.tensor(float(wei[t, t]) / float(wei[t, others[0]]), dtype=torch.float64)).item())
+        # a check that cannot measure must not pass (an output of zeros would): no row holding two nonzero
+        # weights means the output is not a weighted average of the values; the rows check says more
+        expect(bool(measured), tr("Head(n_embd={n_embd}, head_size={head_size}): the scale could not be measured: "
+                                 "no row of the attention weights (read through an identity value layer) holds "
+                                 "two nonzero weights. Fix 'attention rows average the past' first")
+                                .format(n_embd=n_embd, head_size=head_size))
+        s = max(measured, key=lambda v: abs(v - expected_s))
+        if abs(s - expected_s) > 1e-3:
+            guesses = {f"head_size ** -0.5 = {head_size ** -0.5:.3f}": a * head_size**-0.5, tr("no scaling"): a,
+                       f"n_embd ** -0.5 = {n_embd ** -0.5:.3f}": a * n_embd**-0.5}
+            named = [k for k, v in guesses.items() if abs(v - s) < 1e-3]
+            fail(tr("Head(n_embd={n_embd}, head_size={head_size}): the scores are scaled by "
+                   "{scale:.4f} (looks like {looks_like}); expected head_size ** -0.5 = {expected:.4f}. "
+                   "Hint: the scale belongs to this head's own head_size (the last dimension of k), "
+                   "applied to q @ k^T before the mask and the softmax")
+                  .format(n_embd=n_embd, head_size=head_size, scale=s / a, looks_like=named[0] if named else tr("something else"),
+                          expected=head_size ** (-0.5)))
 
 
 def test_head_queries_look_for_keys(sub):
@@ -163,72 +261,75 @@ def test_head_queries_look_for_keys(sub):
     not k_t . q_s: with one-hot inputs, query = 4 * [I | 0] and key = a shift (the key of position s
     is e_{s+1}), position t's query matches the key of position t - 1, so every position t >= 1
     gives its largest weight to the previous position (k q^T would look at the future, masked)."""
-    head = _head(sub)
-    state = head.state_dict()
-    for name in ("key", "query", "value"):
-        expect(state.get(f"{name}.weight") is not None, tr("Head has no {name} layer: checked by 'structure'")
-                                                         .format(name=name))
-    T = 6
-    eye = torch.zeros(HS, C)
-    eye[:, :HS] = torch.eye(HS)
-    shift = torch.zeros(HS, C)
-    shift[torch.arange(1, T), torch.arange(0, T - 1)] = 1.0  # key(e_s) = e_{s+1}
-    state.update({"value.weight": eye, "query.weight": 4.0 * eye, "key.weight": shift})
-    head.load_state_dict(state)
-    x = torch.zeros(1, T, C)
-    x[0, torch.arange(T), torch.arange(T)] = 1.0
-    wei = tensor(head(x), tr("Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (1, {T}, {C})")
-                           .format(C=C, HS=HS, BLOCK=BLOCK, T=T),
-                 shape=(1, T, HS))[0, :, :T]
-    seen = 0
-    for t in range(1, T):
-        if float(wei[t, t - 1]) == 0.0:
-            continue  # the mask hides the previous position: the mask checks report that (one failure per cause)
-        seen += 1
-        expect(int(wei[t].argmax()) == t - 1,
-               tr("with queries that look for the key of the previous position, position {t} gave "
-                 "its largest weight to position {argmax}, not to the previous position {previous}: "
-                 "the scores must be q @ k.transpose(-2, -1) (row t: the query of position t "
-                 "against every key), not k @ q^T")
-                .format(t=t, argmax=int(wei[t].argmax()), previous=t - 1))
-    expect(seen > 0, tr("no position gave any weight to the previous position: the output is not a weighted average "
-           "of the values (an output of zeros?). Fix 'attention rows average the past' first"))
+    with owned_by(sub, SHORT_OWNER, ROWS_OWNER, VALUES_OWNER):
+        head = _head(sub)
+        state = head.state_dict()
+        for name in ("key", "query", "value"):
+            expect(state.get(f"{name}.weight") is not None, tr("Head has no {name} layer: checked by 'structure'")
+                                                             .format(name=name))
+        T = 6
+        eye = torch.zeros(HS, C)
+        eye[:, :HS] = torch.eye(HS)
+        shift = torch.zeros(HS, C)
+        shift[torch.arange(1, T), torch.arange(0, T - 1)] = 1.0  # key(e_s) = e_{s+1}
+        state.update({"value.weight": eye, "query.weight": 4.0 * eye, "key.weight": shift})
+        head.load_state_dict(state)
+        x = torch.zeros(1, T, C)
+        x[0, torch.arange(T), torch.arange(T)] = 1.0
+        wei = tensor(head(x), tr("Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (1, {T}, {C})")
+                               .format(C=C, HS=HS, BLOCK=BLOCK, T=T),
+                     shape=(1, T, HS))[0, :, :T]
+        seen = 0
+        for t in range(1, T):
+            if float(wei[t, t - 1]) == 0.0:
+                continue  # the mask hides the previous position: the mask checks report that (one failure per cause)
+            seen += 1
+            expect(int(wei[t].argmax()) == t - 1,
+                   tr("with queries that look for the key of the previous position, position {t} gave "
+                     "its largest weight to position {argmax}, not to the previous position {previous}: "
+                     "the scores must be q @ k.transpose(-2, -1) (row t: the query of position t "
+                     "against every key), not k @ q^T")
+                    .format(t=t, argmax=int(wei[t].argmax()), previous=t - 1))
+        expect(seen > 0, tr("no position gave any weight to the previous position: the output is not a weighted average "
+               "of the values (an output of zeros?). Fix 'attention rows average the past' first"))
 
 
 def test_head_values_come_from_value_layer(sub):
     """The output is a weighted sum of self.value(x): it is not zero with the head's own weights, and
     with the value layer zeroed (key and query kept) it is exactly zero."""
-    head = _head(sub)
-    state = head.state_dict()
-    w = state.get("value.weight")
-    expect(w is not None, tr("Head has no value layer (expected self.value = nn.Linear(n_embd, head_size, bias=False))"))
-    x = torch.randn(2, 5, C, generator=torch.Generator().manual_seed(8))
-    before = tensor(head(x), tr("Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (2, 5, {C})")
-                              .format(C=C, HS=HS, BLOCK=BLOCK),
-                    shape=(2, 5, HS))
-    # zero output whatever the value layer holds would pass the check below: it must depend on the input first
-    expect(before.abs().max() > 0, tr("the output is zero for a random input with random weights: it must be the "
-           "attention weights times v = self.value(x)"))
-    state = head.state_dict()
-    state["value.weight"] = torch.zeros_like(w)
-    head.load_state_dict(state)
-    out = tensor(head(x), tr("Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (2, 5, {C})")
-                           .format(C=C, HS=HS, BLOCK=BLOCK), shape=(2, 5, HS))
-    expect(out.abs().max() == 0, tr("with self.value's weights set to zero the output is not zero: the output must be "
-           "the attention weights times v = self.value(x) (is v computed with another layer, e.g. self.key?)"))
+    with owned_by(sub, SHORT_OWNER, ROWS_OWNER):
+        head = _head(sub)
+        state = head.state_dict()
+        w = state.get("value.weight")
+        expect(w is not None, tr("Head has no value layer (expected self.value = nn.Linear(n_embd, head_size, bias=False))"))
+        x = torch.randn(2, 5, C, generator=torch.Generator().manual_seed(8))
+        before = tensor(head(x), tr("Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (2, 5, {C})")
+                                  .format(C=C, HS=HS, BLOCK=BLOCK),
+                        shape=(2, 5, HS))
+        # zero output whatever the value layer holds would pass the check below: it must depend on the input first
+        expect(before.abs().max() > 0, tr("the output is zero for a random input with random weights: it must be the "
+               "attention weights times v = self.value(x)"))
+        state = head.state_dict()
+        state["value.weight"] = torch.zeros_like(w)
+        head.load_state_dict(state)
+        out = tensor(head(x), tr("Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (2, 5, {C})")
+                               .format(C=C, HS=HS, BLOCK=BLOCK), shape=(2, 5, HS))
+        expect(out.abs().max() == 0, tr("with self.value's weights set to zero the output is not zero: the output must be "
+               "the attention weights times v = self.value(x) (is v computed with another layer, e.g. self.key?)"))
 
 
 def test_head_dropout_only_in_train_mode(sub):
     """With dropout 0.5: eval mode is deterministic and equals dropout 0; train mode drops weights."""
-    x = torch.randn(2, BLOCK, C, generator=torch.Generator().manual_seed(4))
-    plain = tensor(_head(sub, dropout=0.0, seed=5)(x), "Head.forward", shape=(2, BLOCK, HS))
-    head = _head(sub, dropout=0.5, seed=5)
-    a = head.call(None, x, _seed=1)
-    b = head.call(None, x, _seed=2)
-    expect(torch.equal(a, b) and torch.allclose(a, plain, atol=1e-6),
-           tr("in eval mode the output changed between calls or differs from dropout=0: use self.dropout = "
-           "nn.Dropout(dropout) (it is off in eval mode), not F.dropout(..., training=True)"))
-    head.train()
-    c = head.call(None, x, _seed=1)
-    expect(not torch.allclose(c, plain, atol=1e-6), tr("in train mode with dropout 0.5 the output equals the "
-           "no-dropout output: apply self.dropout to the attention weights"))
+    with owned_by(sub, SHORT_OWNER, ROWS_OWNER):
+        x = torch.randn(2, BLOCK, C, generator=torch.Generator().manual_seed(4))
+        plain = tensor(_head(sub, dropout=0.0, seed=5)(x), "Head.forward", shape=(2, BLOCK, HS))
+        head = _head(sub, dropout=0.5, seed=5)
+        a = head.call(None, x, _seed=1)
+        b = head.call(None, x, _seed=2)
+        expect(torch.equal(a, b) and torch.allclose(a, plain, atol=1e-6),
+               tr("in eval mode the output changed between calls or differs from dropout=0: use self.dropout = "
+               "nn.Dropout(dropout) (it is off in eval mode), not F.dropout(..., training=True)"))
+        head.train()
+        c = head.call(None, x, _seed=1)
+        expect(not torch.allclose(c, plain, atol=1e-6), tr("in train mode with dropout 0.5 the output equals the "
+               "no-dropout output: apply self.dropout to the attention weights"))

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checks.verdicts import expect, fail, need
+from autograder.checks.verdicts import expect, fail, fails, need, owned_by
 from autograder.i18n import tr
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\nAll: Speak, speak!\n"
@@ -39,13 +39,14 @@ def test_tokenizer_vocabulary_sorted(sub):
 def test_tokenizer_encode_is_index_in_vocabulary(sub):
     """``encode`` maps each character to its index in the sorted vocabulary."""
     need(sub, "CharTokenizer")
-    tok = sub.new("CharTokenizer", TEXT)
-    sample = "hear me speak"
-    got = _ids(tok.call("encode", sample), "encode")
-    expected = [ALPHABET.index(c) for c in sample]
-    expect(got == expected, tr("encode({sample!r}): expected {expected}, got {got}. Hint: a character's id is "
-                              "its position in the sorted list of characters")
-                             .format(sample=sample, expected=expected, got=got))
+    with owned_by(sub, ("vocabulary sorted", fails(test_tokenizer_vocabulary_sorted, tr("tokenizer.chars is wrong")))):
+        tok = sub.new("CharTokenizer", TEXT)
+        sample = "hear me speak"
+        got = _ids(tok.call("encode", sample), "encode")
+        expected = [ALPHABET.index(c) for c in sample]
+        expect(got == expected, tr("encode({sample!r}): expected {expected}, got {got}. Hint: a character's id is "
+                                  "its position in the sorted list of characters")
+                                 .format(sample=sample, expected=expected, got=got))
 
 
 @given(st.text(alphabet=ALPHABET, max_size=40))

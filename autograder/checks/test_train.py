@@ -6,7 +6,8 @@ hidden check replays a correct loop in the grading process and compares the para
 
 import torch
 
-from autograder.checks.verdicts import expect, fail, need, number
+from autograder.checks.verdicts import expect, fail, need, number, owned_by
+from autograder.engine.submission import SubmissionFailure
 from autograder.i18n import tr
 
 V, SEED, LR, ITERS = 7, 3, 0.5, 6
@@ -52,6 +53,24 @@ def diagnose(events) -> str:
     return ""
 
 
+def _raises(sub) -> str:
+    try:
+        run(sub)
+    except SubmissionFailure as exc:
+        return "" if exc.not_implemented else "train raised an error"
+    return ""
+
+
+def _out_of_order(sub) -> str:
+    model, _, _ = run(sub)
+    return "the calls of a training step are missing or out of order" if diagnose(model.get("events")) else ""
+
+
+# 'step order' reports an error raised by train and a step's calls out of order; the other checks
+# say "not measured" then (one failure per cause)
+STEP_ORDER = (("step order", _raises), ("step order", _out_of_order))
+
+
 def test_train_step_order(sub):
     """Each iteration: forward, backward, step, with the gradients reset between one step and the
     next backward (before the forward or after the step: both are right)."""
@@ -63,34 +82,37 @@ def test_train_step_order(sub):
 
 def test_train_returns_step_losses(sub):
     """A list of max_iters floats: the loss of each step's forward pass, in order (atol 1e-6)."""
-    model, _, losses = run(sub)
-    expect(isinstance(losses, list), tr("train should return a list of losses, got {got}")
-                                      .format(got=type(losses).__name__))
-    expect(len(losses) == ITERS, tr("expected {expected} losses (one per step), got {got}")
-                                  .format(expected=ITERS, got=len(losses)))
-    seen = model.get("losses")
-    got = [number(v, f"loss {i}") for i, v in enumerate(losses)]
-    if isinstance(seen, list) and len(seen) == ITERS:
-        for i, (g, s) in enumerate(zip(got, seen)):
-            if abs(g - s) > 1e-6:
-                fail(tr("loss {i}: the model computed {s:.6g} in that step but train returned {g:.6g}. "
-                       "Hint: append loss.item() of each step's forward pass")
-                      .format(i=i, s=s, g=g))
+    with owned_by(sub, STEP_ORDER[0]):
+        model, _, losses = run(sub)
+        expect(isinstance(losses, list), tr("train should return a list of losses, got {got}")
+                                          .format(got=type(losses).__name__))
+        expect(len(losses) == ITERS, tr("expected {expected} losses (one per step), got {got}")
+                                      .format(expected=ITERS, got=len(losses)))
+        seen = model.get("losses")
+        got = [number(v, f"loss {i}") for i, v in enumerate(losses)]
+        if isinstance(seen, list) and len(seen) == ITERS:
+            for i, (g, s) in enumerate(zip(got, seen)):
+                if abs(g - s) > 1e-6:
+                    fail(tr("loss {i}: the model computed {s:.6g} in that step but train returned {g:.6g}. "
+                           "Hint: append loss.item() of each step's forward pass")
+                          .format(i=i, s=s, g=g))
 
 
 def test_train_draws_train_batches(sub):
     """One get_batch_fn('train') per step, and never the validation split."""
-    _, stream, _ = run(sub)
-    calls = stream.get("calls")
-    expect(isinstance(calls, list), tr("could not read the batch calls"))
-    expect(all(c == "train" for c in calls), tr("train drew validation batches: use get_batch_fn('train')"))
-    expect(len(calls) == ITERS, tr("expected {expected} calls of get_batch_fn('train') (one per step), got {got}")
-                                 .format(expected=ITERS, got=len(calls)))
+    with owned_by(sub, STEP_ORDER[0]):
+        _, stream, _ = run(sub)
+        calls = stream.get("calls")
+        expect(isinstance(calls, list), tr("could not read the batch calls"))
+        expect(all(c == "train" for c in calls), tr("train drew validation batches: use get_batch_fn('train')"))
+        expect(len(calls) == ITERS, tr("expected {expected} calls of get_batch_fn('train') (one per step), got {got}")
+                                     .format(expected=ITERS, got=len(calls)))
 
 
 def test_train_changes_parameters(sub):
-    model, _, _ = run(sub)
-    before = sub.make("TinyLM", V, SEED).state_dict()
-    after = model.state_dict()
-    expect(any(not torch.equal(before[k], after[k]) for k in before), tr("the parameters did not change: "
-           "call loss.backward() and optimizer.step() in every iteration"))
+    with owned_by(sub, *STEP_ORDER):
+        model, _, _ = run(sub)
+        before = sub.make("TinyLM", V, SEED).state_dict()
+        after = model.state_dict()
+        expect(any(not torch.equal(before[k], after[k]) for k in before), tr("the parameters did not change: "
+               "call loss.backward() and optimizer.step() in every iteration"))

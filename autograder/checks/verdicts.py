@@ -8,6 +8,7 @@ reference). It raises ``CheckFailed`` with a message for the student; ``Submissi
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 from hypothesis import HealthCheck, Phase, settings
@@ -48,6 +49,14 @@ def _load_failures(sub) -> list:
     return [c for c in cells or [] if not getattr(c, "ok", True)]
 
 
+def cell_label(sub, number: int) -> str:
+    """A cell of the submission as a student finds it (what it defines, its section), or "cell N"."""
+    for cell in getattr(getattr(sub, "program", None), "cells", None) or []:
+        if cell.number == number:
+            return cell.label
+    return f"cell {number}"
+
+
 def _is_module(sub) -> bool:
     program = getattr(sub, "program", None)
     return getattr(getattr(program, "path", None), "suffix", "") == ".py"
@@ -64,13 +73,55 @@ def need(sub, name: str, kind: str = "class") -> None:
             fail(tr("`{name}` is not defined by the module{cause}").format(name=name, cause=cause) if cause else
                  tr("`{name}` is not defined by the module: define it at module level, with this name")
                   .format(name=name))
-        where = f" (cell {failed[0].number} raised {failed[0].error_type}: {failed[0].message})" if failed else ""
+        where = (tr(" ({cell} raised {kind}: {message})").format(cell=cell_label(sub, failed[0].number),
+                                                              kind=failed[0].error_type, message=failed[0].message)
+                 + their_lines(failed[0])) if failed else ""
         fail(tr("`{name}` is not defined: run its cell, and check the cells above it for "
                "errors{where}")
               .format(name=name, where=where))
     if kinds[name] != kind:
         fail(tr("`{name}` should be a {kind}, but it is a {actual}")
               .format(name=name, kind=kind, actual=kinds[name]))
+
+
+# how a submission's code stopped without an answer (see explain): no probe runs after these
+_STOPPED = ("Timeout", "ProcessDied", "ProtocolError", "OutputTooLarge", "Unsendable")
+
+
+@contextmanager
+def owned_by(sub, *causes):
+    """One failure per cause. ``causes``: (owner, probe) pairs, where ``owner`` is the name of the
+    check that reports a cause and ``probe(sub)`` says why that cause is present in ``sub`` (or
+    ""). The body is a check's measurement; if it fails while an owner's cause is present, the
+    check fails with "not measured: ..." naming the owner, never with the owner's message again.
+    It still fails (a check that cannot measure never passes), so no submission earns more than
+    without it. Owners never defer to the checks they own (no cycles)."""
+    try:
+        yield
+    except (CheckFailed, SubmissionFailure) as exc:
+        if isinstance(exc, SubmissionFailure) and (exc.not_implemented or exc.kind in _STOPPED):
+            raise  # a stub, or code that hung or crashed: reported as it is, never run again to probe
+        for owner, probe in causes:
+            try:
+                why = probe(sub)
+            except (CheckFailed, SubmissionFailure):
+                why = ""
+            if why:
+                fail(f"not measured: {why}; the check '{owner}' reports the cause (fix it first)")
+        raise
+
+
+def fails(measure, why: str):
+    """A probe for ``owned_by``: ``why`` when ``measure(sub)`` (an owner's own check) fails, else ""."""
+    def probe(sub) -> str:
+        try:
+            measure(sub)
+        except SubmissionFailure as exc:
+            return "" if exc.not_implemented or exc.kind in _STOPPED else why
+        except CheckFailed:
+            return why
+        return ""
+    return probe
 
 
 def named(obj, cls: str, **arguments):
@@ -141,6 +192,13 @@ def chi_square_p(observed: torch.Tensor, expected_probs: torch.Tensor) -> float:
     return float(torch.special.gammaincc(torch.tensor(dof / 2.0, dtype=torch.float64), stat / 2.0))
 
 
+def their_lines(exc: BaseException) -> str:
+    """The submission's own failing lines (its cell, named by content, and the line), on lines of
+    their own after a message; "" when the error did not pass through the submission's code."""
+    where = getattr(exc, "traceback", "")
+    return f"\n{where}" if where else ""
+
+
 def not_implemented(exc: BaseException) -> bool:
     return isinstance(exc, SubmissionFailure) and exc.not_implemented
 
@@ -161,9 +219,7 @@ def explain(exc: BaseException) -> str:
         hint = likely_cause(exc.what, exc.message)
         if hint:
             text += tr(". Hint: {hint}").format(hint=hint)
-        if exc.traceback:
-            text += "\n" + exc.traceback
-        return text
+        return text + their_lines(exc)
     return tr("the check could not run ({kind}: {detail})").format(kind=type(exc).__name__, detail=str(exc)[:300])
 
 

@@ -45,10 +45,15 @@ class Cell:
     number: int  # 1-based position in the notebook, markdown cells included (what a student counts)
     source: str
     ipython: bool = False  # source still holds IPython syntax: run ``to_python`` on it where it executes
+    heading: str = ""  # the last markdown heading above the cell (a notebook's section), "" if none
 
     @property
     def label(self) -> str:
-        return f"cell {self.number}"
+        """The cell as a student finds it in Jupyter: by what it defines, else its first line and
+        section ("cell 53" alone means nothing there), with the number after."""
+        from .run_cells import describe_cell
+
+        return describe_cell(self.source, self.number, self.heading)
 
 
 @dataclass
@@ -141,7 +146,10 @@ def read_notebook_cells(path: Path, text: str) -> Program:
         raise SubmissionError(f"{path.name} is JSON but not a Jupyter notebook (it has no list of cells)")
     raw_cells = raw["cells"] if isinstance(raw.get("cells"), list) else _v3_cells(raw)
     cells, skipped = [], []
+    heading = ""
     for number, cell in enumerate(raw_cells, start=1):
+        if isinstance(cell, dict) and cell.get("cell_type") == "markdown":
+            heading = _heading(cell.get("source", "")) or heading
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
@@ -158,11 +166,22 @@ def read_notebook_cells(path: Path, text: str) -> Program:
             continue
         code = _code_of(number, source, skipped)
         if code is not None:
+            code.heading = heading
             cells.append(code)
     meta = raw.get("metadata")
     lab = meta.get("gptlab") if isinstance(meta, dict) else None
     lang = lab.get("lang") if isinstance(lab, dict) else None
     return Program(path, cells, skipped, lang=lang if isinstance(lang, str) else None)
+
+
+def _heading(source) -> str:
+    """The last markdown heading of a markdown cell's source ("## 5. Self-attention" -> "5. Self-attention")."""
+    if isinstance(source, list):
+        source = "".join(s for s in source if isinstance(s, str))
+    if not isinstance(source, str):
+        return ""
+    found = [ln.lstrip("#").strip() for ln in source.splitlines() if ln.startswith("#") and ln.lstrip("#").strip()]
+    return found[-1][:80] if found else ""
 
 
 def decode_module_source(path: Path, data: bytes | str) -> str:

@@ -70,16 +70,64 @@ def cell_filename(number: int) -> str:
     return f"{CELL_FILE_PREFIX}cell {number}>"
 
 
+def describe_cell(source: str, number: int | None = None, heading: str = "") -> str:
+    """A cell named by its content, as a student finds it in Jupyter: "the cell defining `Head`",
+    else "the cell starting `x = ...`" (its first line of code) and the section it is in; the
+    grader's cell number (which counts markdown cells too) follows in parentheses where there is one."""
+    import ast
+
+    names = []
+    try:
+        tree = ast.parse(source)
+        names = [n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+    except (SyntaxError, ValueError):  # IPython syntax, or code that does not parse
+        pass
+    if names:
+        what = "the cell defining " + ", ".join(f"`{n}`" for n in names[:3]) + (" ..." if len(names) > 3 else "")
+    else:
+        lines = [ln.strip() for ln in source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        # the first line that tells the cell apart (a seed or an import starts many cells)
+        telling = [ln for ln in lines if not ln.startswith(("torch.manual_seed(", "import ", "from "))]
+        first = (telling or lines or [""])[0]
+        what = f"the cell starting `{first if len(first) <= 50 else first[:47] + '...'}`" if first else "an empty cell"
+        if heading:
+            what += f" in section \"{heading}\""
+    return what + (f" (cell {number})" if number is not None else "")
+
+
+def _is_student_file(filename: str) -> bool:
+    """A frame of the submission's own code: a cell run by the grader, or a cell of the Jupyter
+    kernel that runs the notebook's check cells (ipykernel's /tmp/ipykernel_<pid>/<hash>.py, or
+    IPython's <ipython-input-...>)."""
+    return (filename.startswith(CELL_FILE_PREFIX) or filename.startswith("<ipython-input-")
+            or "/ipykernel_" in filename.replace("\\", "/"))
+
+
+_LABELS: dict[str, str] = {}  # cell file name -> its label, where the caller knows more than the source
+
+
+def _where(filename: str) -> str:
+    if filename in _LABELS:
+        return _LABELS[filename]
+    lines = linecache.getlines(filename)
+    number = None
+    if filename.startswith(CELL_FILE_PREFIX):
+        tail = filename[len(CELL_FILE_PREFIX) : -1].removeprefix("cell ")
+        number = int(tail) if tail.isdigit() else None
+    return describe_cell("".join(lines), number) if lines else "a cell"
+
+
 def student_traceback(exc: BaseException, limit_lines: int = 12) -> str:
-    """The traceback trimmed to the frames of the submission's own cells (never the grader's)."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(CELL_FILE_PREFIX)]
+    """Where the submission's own code failed: the last frames of its own cells (never the
+    grader's), each as its cell (named by content), line and function, with the student's line.
+    The error itself (type and message) is not repeated here: every message states it once."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_student_file(f.filename)]
     lines = []
     for f in frames[-4:]:
-        where = f.filename[len(CELL_FILE_PREFIX) : -1]
-        lines.append(f"  {where}, line {f.lineno}, in {f.name}")
+        where = "" if f.name == "<module>" else f", in {f.name}"
+        lines.append(f"  in {_where(f.filename)}, line {f.lineno}{where}:")
         if f.line:
             lines.append(f"    {f.line.strip()}")
-    lines.append(f"{type(exc).__name__}: {short_message(exc)}")
     return "\n".join(lines[-limit_lines:])
 
 
@@ -92,8 +140,10 @@ def short_message(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def run_cell(namespace: dict, number: int, source: str, is_module: bool = False) -> CellOutcome:
+def run_cell(namespace: dict, number: int, source: str, is_module: bool = False, label: str = "") -> CellOutcome:
     filename = cell_filename(number)
+    if label:  # how tracebacks name this cell (its section, which its source does not hold)
+        _LABELS[filename] = label[:200]
     # register the source so tracebacks can quote the student's lines
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     if is_module:

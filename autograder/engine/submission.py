@@ -205,7 +205,7 @@ class LocalSubmission(Submission):
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             for cell in program.cells:
                 sub.load_report.append(run_cell(sub.runtime.ns, cell.number, python_source(cell),
-                                                program.path.suffix == ".py"))
+                                                program.path.suffix == ".py", cell.label))
         return sub
 
     def _request(self, message: dict, timeout: float, key: str | None = None) -> dict:
@@ -246,7 +246,7 @@ class RemoteSubmission(Submission):
 
     def _exec(self, cell, timeout: float) -> CellOutcome:
         message = {"op": "exec_cell", "number": cell.number, "source": cell.source,
-                   "is_module": self.program.path.suffix == ".py"}
+                   "is_module": self.program.path.suffix == ".py", "label": cell.label}
         if cell.ipython:
             message["ipython"] = True  # the worker rewrites IPython syntax, under this cell's limit
         answer = self.worker.request(message, timeout, self.deadline)

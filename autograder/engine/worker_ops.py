@@ -138,7 +138,7 @@ class Runtime:
 
     # -- operations ----------------------------------------------------------------------------
 
-    def op_exec_cell(self, number, source, is_module=False, ipython=False):
+    def op_exec_cell(self, number, source, is_module=False, ipython=False, label=""):
         if self.guard is not None and self.module is not None and not self._registered:
             executor.register(self.module, bool(is_module))  # the worker: its own sys.modules
             self._registered = True
@@ -146,7 +146,7 @@ class Runtime:
             from autograder.engine.load import to_python
 
             source = to_python(source)
-        return executor.run_cell(self.ns, number, source, is_module).as_dict()
+        return executor.run_cell(self.ns, number, source, is_module, str(label)).as_dict()
 
     def op_names(self):
         kinds = {}

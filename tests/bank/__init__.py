@@ -32,8 +32,8 @@ Mutant = Edit  # a bug: its part must lose points, every other part keep all of 
 Alternative = Edit  # a valid implementation: every part keeps all its points
 
 # the lab's code cells, in the notebook's order (what a .py submission holds)
-LAB_CELLS = ("tokenizer_code", "get_batch_code", "bigram_code", "head_code", "multihead_code", "feedforward_code",
-             "decoder_block_code", "gpt_code", "estimate_loss_code", "train_code", "quiz_code")
+LAB_CELLS = ("tokenizer_code", "get_batch_code", "bigram_code", "attention_trick_code", "head_code", "multihead_code",
+             "feedforward_code", "decoder_block_code", "gpt_code", "estimate_loss_code", "train_code", "quiz_code")
 PY_HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 
 

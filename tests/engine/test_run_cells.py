@@ -24,8 +24,21 @@ def test_traceback_names_only_the_students_cells_and_lines():
     ns = run_cells.new_namespace()
     outcome = run_cells.run_cell(ns, 7, "a = 1\nraise ValueError('bad   value\\n here')\n")
     assert outcome.message == "bad value here"  # whitespace folded
-    assert "cell 7, line 2" in outcome.traceback and "raise ValueError" in outcome.traceback
+    assert "(cell 7), line 2" in outcome.traceback and "raise ValueError" in outcome.traceback
     assert "run_cells.py" not in outcome.traceback and __file__ not in outcome.traceback
+    assert "bad value here" not in outcome.traceback  # the error is stated once, by the message, not again here
+
+
+def test_cells_are_named_by_what_they_define_or_their_first_telling_line():
+    """"cell 53" means nothing in Jupyter: a cell is named by what it defines, else by its first line
+    that tells it apart (not a seed or an import) and its section."""
+    assert run_cells.describe_cell("import torch\nclass Head:\n    pass\n", 33) == "the cell defining `Head` (cell 33)"
+    assert (run_cells.describe_cell("torch.manual_seed(1337)\nhead = Head(32, 16, 8)\n", 34, "Part `head`")
+            == "the cell starting `head = Head(32, 16, 8)` in section \"Part `head`\" (cell 34)")
+    ns = run_cells.new_namespace()
+    outcome = run_cells.run_cell(ns, 4, "def f(x):\n    return x.nope\n\nf(1)\n", label="the cell defining `f` (cell 4)")
+    assert "in the cell defining `f` (cell 4), line 2, in f:" in outcome.traceback, outcome.traceback
+    assert "return x.nope" in outcome.traceback
 
 
 def test_syntax_error_system_exit_and_keyboard_interrupt_are_the_cells_outcome():

@@ -13,10 +13,14 @@ from autograder.i18n import tr
 
 @pytest.mark.parametrize("T", [8, 5])
 def test_head_matches_reference(sub, ref, T):
-    """Same weights, same input: outputs equal to atol 1e-5 (float32 matmul and softmax rounding)."""
+    """Same weights, same input: outputs equal to atol 1e-5 (float32 matmul and softmax rounding).
+    A Head that raises on T < block_size is reported by the visible 'output shape' check only."""
+    from autograder.checks.test_head import SHORT_OWNER, owned_by
+
     need(sub, "Head")
-    h = sub.new("Head", 16, 8, 8, 0.0, _seed=21).eval()
-    r = ref.new("Head", 16, 8, 8, 0.0).eval()
-    transplant(h, r, "Head")
-    x = torch.randn(3, T, 16, generator=torch.Generator().manual_seed(T))
-    close(tensor(h(x), "Head.forward", shape=(3, T, 8)), r(x), tr("Head output (T={T})").format(T=T), atol=1e-5)
+    with owned_by(sub, SHORT_OWNER):
+        h = sub.new("Head", 16, 8, 8, 0.0, _seed=21).eval()
+        r = ref.new("Head", 16, 8, 8, 0.0).eval()
+        transplant(h, r, "Head")
+        x = torch.randn(3, T, 16, generator=torch.Generator().manual_seed(T))
+        close(tensor(h(x), "Head.forward", shape=(3, T, 8)), r(x), tr("Head output (T={T})").format(T=T), atol=1e-5)
