@@ -156,7 +156,7 @@ def rubric_parts() -> list[str]:
 def _kill_tree(proc: subprocess.Popen) -> None:
     """Kill the pytest process, its group, and every descendant (the grader's worker runs in a
     session of its own, so killing the group alone would leave it running)."""
-    from instructor.warm_pool import kill_tree
+    from autograder.engine.processes import kill_tree
 
     kill_tree(proc.pid)
     try:

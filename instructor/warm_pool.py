@@ -37,6 +37,7 @@ import threading
 from pathlib import Path
 
 from autograder.engine import worker_template
+from autograder.engine.processes import kill_tree
 
 REPO = Path(__file__).resolve().parent.parent
 # what the cold grading process imports before grading anything (measured: torch ~1.5 s, pytest +
@@ -327,33 +328,6 @@ class WarmPool:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def kill_tree(pid: int) -> None:
-    """Kill a grading child's session and every descendant (its worker runs in a session of its own)."""
-    try:
-        import psutil
-
-        descendants = psutil.Process(pid).children(recursive=True)
-    except Exception:  # noqa: BLE001 - psutil missing, or the process already gone
-        descendants = []
-    groups = {pid}
-    for p in descendants:
-        try:
-            groups.add(os.getpgid(p.pid))
-        except OSError:
-            pass
-    for _ in range(2):
-        for g in groups:
-            try:
-                os.killpg(g, signal.SIGKILL)
-            except OSError:
-                pass
-        for p in descendants:
-            try:
-                p.kill()
-            except Exception:  # noqa: BLE001
-                pass
 
 
 def available() -> bool:

@@ -32,6 +32,7 @@ from pathlib import Path
 from autograder.engine import worker_confine as isolation
 from autograder.engine import wire as protocol
 from autograder.engine import worker_template
+from autograder.engine.processes import kill_tree
 from autograder.i18n import tr
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (or the handout) root
@@ -218,17 +219,10 @@ class Worker:
         """Kill the worker, its process group, and every process it left behind."""
         if self.proc is not None:
             for _ in range(3):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+                # the worker's group and tree, and every process it left behind (re-parented to us)
+                kill_tree(self.proc.pid, others=self._descendants())
                 if isinstance(self.proc, worker_template.ForkedProcess):
                     self.proc.kill()  # forked from a template: not among our descendants
-                for p in self._descendants():
-                    try:
-                        p.kill()
-                    except Exception:  # noqa: BLE001
-                        pass
                 try:
                     self.proc.wait(timeout=2)
                     break
