@@ -157,7 +157,7 @@ class Grading:
 
 def pytest_configure(config):
     # before anything else: a template for the worker (a warm pool's, or one of ours that imports torch
-    # while this process does; sandbox.Worker forks the worker from it, or starts it cold)
+    # while this process does; worker_control.Worker forks the worker from it, or starts it cold)
     worker_template.prepare()
     limit_own_memory()
     import torch

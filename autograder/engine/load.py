@@ -5,7 +5,7 @@ code on its text whose cost it cannot bound. Notebook rules:
 - cells tagged ``slow`` (training runs, experiments, downloads) are skipped;
 - nbgrader test cells (the check cells) are skipped: the grader runs its own checks;
 - IPython syntax (``%magic``, ``!shell``) is rewritten by IPython's own transformer into calls on a
-  ``get_ipython()`` that the executor replaces with a shell that does nothing. That transformer's
+  ``get_ipython()`` that ``run_cells`` replaces with a shell that does nothing. That transformer's
   cost is unbounded on hostile input (it re-tokenises the whole cell once per magic: 300 magics
   over 3,000 lines take 25 s), so for a submission it runs in the worker, under the cell's time
   limit (``Cell.ipython``; ``to_python`` is the transform); only trusted code is transformed here;
@@ -386,8 +386,6 @@ def read_submission(path: str | Path, trusted: bool = False) -> Program:
     except UnicodeDecodeError:
         raise SubmissionError(f"{path.name} is not UTF-8 text, so not a notebook or a Python module") from None
     del data  # the bytes: up to MAX_BYTES that the parse below need not keep company
-    if path.suffix == ".py":
-        return read_module_cells(path, text)
     if path.suffix == ".ipynb" or text.lstrip().startswith("{"):
         return read_notebook_cells(path, text)
     raise SubmissionError(f"{path.name}: expected a .ipynb notebook or a .py module")

@@ -36,7 +36,7 @@ _BASE = ["--pid", "--fork", "--kill-child", "--mount-proc", "--net", "--ipc"]
 # The worker's writable folder. The grader's own files there are a few KB; a submission needs none
 # (it may save a checkpoint: the lab's largest model is 10.8 M parameters, 43 MB). In memory, freed
 # when the worker's namespaces end. Without namespaces the grading process measures the folder
-# instead (sandbox.Worker._police) against the same figure.
+# instead (worker_control.Worker._police) against the same figure.
 DISK_QUOTA_MB = 256
 
 
@@ -123,7 +123,7 @@ def set_worker_limits(memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
     # No RLIMIT_NPROC: it counts every thread of the user's (a student's browser included) and
-    # root ignores it; the process count is policed from outside instead (sandbox.Worker._police()).
+    # root ignores it; the process count is policed from outside instead (worker_control.Worker._police()).
 
 
 def drop_capabilities(libc=None) -> None:

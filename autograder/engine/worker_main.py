@@ -1,6 +1,6 @@
 """The submission's process: executes the submission and answers the grading process's requests.
 
-Started by ``sandbox.Worker`` as ``python -I -c ...`` in its own temporary directory, with its
+Started by ``worker_control.Worker`` as ``python -I -c ...`` in its own temporary directory, with its
 limits already set, or forked from a warm template that did the same imports (``worker_template``).
 It never decides a grade: it only runs code and returns plain data.
 """
@@ -18,7 +18,7 @@ def main(fd: int, device: str, confine: tuple | None = None) -> None:
     # A process group of its own: under `unshare --fork` the worker would share its group with the
     # unshare process outside its namespaces, and `os.kill(0, SIGKILL)` from student code would reach
     # that process (and so end the worker at some later request, charged to whichever cell ran then).
-    # Without namespaces the worker already leads its group (setsid in the sandbox): nothing to do.
+    # Without namespaces the worker already leads its group (setsid in worker_control): nothing to do.
     try:
         os.setsid()
     except OSError:

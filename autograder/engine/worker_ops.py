@@ -2,7 +2,7 @@
 
 In grading, a ``Runtime`` lives in the worker process and answers requests from the grading
 process (see ``worker_main.py``); in the notebook's own check cells it runs in-process. Requests and
-answers are plain data (``protocol``): objects that are not data stay here, behind handles.
+answers are plain data (``wire``): objects that are not data stay here, behind handles.
 """
 
 from __future__ import annotations

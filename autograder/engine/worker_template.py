@@ -31,7 +31,7 @@ is inherited by the grading processes it forks, ``inherit()``), else one this gr
 (``prepare()`` in the conftest's ``pytest_configure``: it imports torch while the grading process does).
 ``GPTLAB_WORKER_START=cold`` keeps today's cold start; so does every failure here (no namespaces, an
 environment the template was not started with, a template that died): ``TemplateUnavailable``, and the
-sandbox starts the worker cold.
+``worker_control`` starts the worker cold.
 """
 
 from __future__ import annotations
