@@ -340,3 +340,22 @@ def test_gradescope_zip_can_force_a_language():
 
     assert _files(LANG)["LANG"] == "es\n" and "LANG" not in _files()
     assert f"autograder/locale/{LANG}/LC_MESSAGES/gptlab.mo" in _files()
+
+
+def test_spanish_mistake_reads_in_spanish(tmp_path):
+    """A typical mistake (the mask not sliced to T) graded in Spanish: the owner check's message, the
+    "not measured" of the checks that defer to it and the cell named by its content are all Spanish."""
+    source = render_source(SOURCE, LANG)
+    assert source.count("self.tril[:T, :T] == 0") == 1
+    wrong = tmp_path / "mascara.ipynb"
+    wrong.write_text(source.replace("self.tril[:T, :T] == 0", "self.tril == 0"), encoding="utf-8")
+    data = _grade(wrong, tmp_path / "mascara.json", "-k", "head")
+    outputs = {t["name"]: t.get("output", "") for t in data["tests"] if t["tags"] == ["head"]}
+    assert sum(t["score"] for t in data["tests"] if t["tags"] == ["head"]) < sum(
+        t["max_score"] for t in data["tests"] if t["tags"] == ["head"])
+    text = "\n".join([data.get("output", "")] + list(outputs.values()))
+    assert "Pista: x tiene T <= block_size posiciones" in text and "la celda que define `Head`" in text
+    assert "no medido: Head lanza un error con entradas más cortas que block_size" in text
+    assert "la comprobación 'forma de la salida' informa de la causa" in text
+    assert [f for f in _english_fragments() if f in text] == []
+    assert "not measured" not in text and "the cell defining" not in text
