@@ -62,8 +62,8 @@ def test_attention_trick_average_is_running_mean(sub, b, t, c, seed):
             return
         where = tr("causal_average(x of shape {shape})").format(shape=(b, t, c))
         if t > 1 and (got - x.mean(dim=1, keepdim=True).expand_as(x)).abs().max() <= 1e-5:
-            fail(tr("{where}: every position holds the mean of ALL T positions, the future included. Hint: position t may "
-                    "only average positions 0..t: the weights above the diagonal of the (T, T) matrix must be 0 "
+            fail(tr("{where}: every position holds the mean of ALL T positions, the future included. Hint: position "
+                    "t may only average positions 0..t: the weights above the diagonal of the (T, T) matrix must be 0 "
                     "(a lower-triangular matrix)").format(where=where))
         if (got - x.cumsum(dim=1)).abs().max() <= 1e-4:
             fail(tr("{where}: position t holds the sum of positions 0..t, not their mean. Hint: the rows of the (T, T) "
@@ -104,8 +104,8 @@ def _no_future(sub, t=6, seed=0):
     if leak.max() > 0:
         b, i, j = (int(k) for k in torch.unravel_index(leak.argmax(), leak.shape))
         fail(tr("causal_softmax(scores of shape {shape}): position {i} gives weight {weight:.3g} to the later "
-                "position {j}: the future must get weight exactly 0. Hint: before the softmax, set every score above the "
-                "diagonal to float('-inf') (exp(-inf) = 0; a score of 0 still gets weight exp(0))")
+                "position {j}: the future must get weight exactly 0. Hint: before the softmax, set every score above "
+                "the diagonal to float('-inf') (exp(-inf) = 0; a score of 0 still gets weight exp(0))")
              .format(shape=(2, t, t), i=i, weight=w[b, i, j].item(), j=j))
 
 

@@ -92,7 +92,8 @@ def _values_wrong(sub) -> str:
         out = head(torch.randn(2, BLOCK, C, generator=torch.Generator().manual_seed(8)))
     except SubmissionFailure:
         return ""
-    return tr("the output does not come from the value layer") if isinstance(out, torch.Tensor) and out.abs().max() > 0 else ""
+    wrong = isinstance(out, torch.Tensor) and out.abs().max() > 0
+    return tr("the output does not come from the value layer") if wrong else ""
 
 
 _OWNERS = {SHORT_OWNER: _short_inputs_break, ROWS_OWNER: _rows_wrong, VALUES_OWNER: _values_wrong}
