@@ -55,13 +55,14 @@ def _routine():
         for piece in re.split(r"(\{[^{}]*\})", text):
             if piece.startswith("{") and piece.endswith("}"):
                 name = re.split(r"[:!]", piece[1:-1])[0]
-                out += re.escape(fixed[name]) if name in fixed else (r"\d+" if name == "number" else r"\S+")
+                out += (re.escape(fixed[name]) if name in fixed else r"\d+" if name == "number"
+                        else r".+?" if name == "cell" else r"\S+")  # a cell is named by its content
             else:
                 out += re.escape(piece)
         return out
 
     return re.compile("^(" + pattern(translate("cell {number}: tagged {tag}")) + "|"
-                      + pattern(translate("cell {number}: {kind}: {message}"), kind="NotImplementedError", message="")
+                      + pattern(translate("{cell}: {kind}: {message}"), kind="NotImplementedError", message="")
                       + ")")
 _PART = re.compile(r"""^check\(\s*["']([A-Za-z0-9_]+)["']""", re.MULTILINE)
 _HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*(\n|\Z)",

@@ -27,6 +27,7 @@ import pytest
 
 pytest.importorskip("babel")
 
+from autograder import parts  # noqa: E402
 from instructor import i18n  # noqa: E402
 from instructor.generate import release_path, render, render_source, student_notebook  # noqa: E402
 
@@ -70,7 +71,7 @@ def test_student_notebooks_have_the_same_cells_grade_ids_and_points(english):
                           c.metadata.get("nbgrader", {}).get("points")) for c in nb.cells]
     assert grades(en) == grades(es) and sum(1 for g, _ in grades(es) if g) > 20
     checks = lambda nb: [c.source for c in nb.cells if c.cell_type == "code" and "check(" in c.source]  # noqa: E731
-    assert checks(en) == checks(es) and len(checks(es)) == 12
+    assert checks(en) == checks(es) and len(checks(es)) == len(parts.ids())  # one check cell per part
     code = "".join(c.source for c in es.cells if c.cell_type == "code")
     assert "# TU CÓDIGO AQUÍ\nraise NotImplementedError()" in code and "YOUR CODE HERE" not in code
 
@@ -339,3 +340,22 @@ def test_gradescope_zip_can_force_a_language():
 
     assert _files(LANG)["LANG"] == "es\n" and "LANG" not in _files()
     assert f"autograder/locale/{LANG}/LC_MESSAGES/gptlab.mo" in _files()
+
+
+def test_spanish_mistake_reads_in_spanish(tmp_path):
+    """A typical mistake (the mask not sliced to T) graded in Spanish: the owner check's message, the
+    "not measured" of the checks that defer to it and the cell named by its content are all Spanish."""
+    source = render_source(SOURCE, LANG)
+    assert source.count("self.tril[:T, :T] == 0") == 1
+    wrong = tmp_path / "mascara.ipynb"
+    wrong.write_text(source.replace("self.tril[:T, :T] == 0", "self.tril == 0"), encoding="utf-8")
+    data = _grade(wrong, tmp_path / "mascara.json", "-k", "head")
+    outputs = {t["name"]: t.get("output", "") for t in data["tests"] if t["tags"] == ["head"]}
+    assert sum(t["score"] for t in data["tests"] if t["tags"] == ["head"]) < sum(
+        t["max_score"] for t in data["tests"] if t["tags"] == ["head"])
+    text = "\n".join([data.get("output", "")] + list(outputs.values()))
+    assert "Pista: x tiene T <= block_size posiciones" in text and "la celda que define `Head`" in text
+    assert "no medido: Head lanza un error con entradas más cortas que block_size" in text
+    assert "la comprobación 'forma de la salida' informa de la causa" in text
+    assert [f for f in _english_fragments() if f in text] == []
+    assert "not measured" not in text and "the cell defining" not in text

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autograder.checks.verdicts import fail, fails, need, owned_by, tensor
+from autograder.i18n import N_, tr
 
 # T both below and above the lab's block_size (8): nothing here may depend on it
 SIZES = dict(b=st.integers(1, 3), t=st.integers(1, 12), c=st.integers(1, 5))
@@ -26,13 +27,13 @@ def _x(b, t, c, seed=0):
 
 def _average(sub, x):
     need(sub, "causal_average", "function")
-    what = f"causal_average(x of shape {tuple(x.shape)})"
+    what = tr("causal_average(x of shape {shape})").format(shape=tuple(x.shape))
     return tensor(sub.call("causal_average", x), what, shape=tuple(x.shape), dtype=x.dtype)
 
 
 def _softmax(sub, scores):
     need(sub, "causal_softmax", "function")
-    what = f"causal_softmax(scores of shape {tuple(scores.shape)})"
+    what = tr("causal_softmax(scores of shape {shape})").format(shape=tuple(scores.shape))
     return tensor(sub.call("causal_softmax", scores), what, shape=tuple(scores.shape), finite=False)
 
 
@@ -53,25 +54,27 @@ def _average_shape(sub):
 def test_attention_trick_average_is_running_mean(sub, b, t, c, seed):
     """Position t is the mean of positions 0..t of its own sequence (atol 1e-5: float32 sums)."""
     x = _x(b, t, c, seed)
-    with owned_by(sub, ("average shape", fails(_average_shape, "causal_average fails on some shapes"))):
+    with owned_by(sub, ("average shape", fails(_average_shape, N_("causal_average fails on some shapes")))):
         got = _average(sub, x)
         counts = torch.arange(1, t + 1, dtype=x.dtype).view(1, t, 1)
         expected = x.cumsum(dim=1) / counts
         if (got - expected).abs().max() <= 1e-5:
             return
-        where = f"causal_average(x of shape {(b, t, c)})"
+        where = tr("causal_average(x of shape {shape})").format(shape=(b, t, c))
         if t > 1 and (got - x.mean(dim=1, keepdim=True).expand_as(x)).abs().max() <= 1e-5:
-            fail(f"{where}: every position holds the mean of ALL T positions, the future included. Hint: position t may "
-                 "only average positions 0..t: the weights above the diagonal of the (T, T) matrix must be 0 "
-                 "(a lower-triangular matrix)")
+            fail(tr("{where}: every position holds the mean of ALL T positions, the future included. Hint: position "
+                    "t may only average positions 0..t: the weights above the diagonal of the (T, T) matrix must be 0 "
+                    "(a lower-triangular matrix)").format(where=where))
         if (got - x.cumsum(dim=1)).abs().max() <= 1e-4:
-            fail(f"{where}: position t holds the sum of positions 0..t, not their mean. Hint: the rows of the (T, T) "
-                 "matrix are not normalised: each row must sum to 1 (row t gives 1/(t+1) to each of positions 0..t)")
+            fail(tr("{where}: position t holds the sum of positions 0..t, not their mean. Hint: the rows of the (T, T) "
+                    "matrix are not normalised: each row must sum to 1 (row t gives 1/(t+1) to each of positions 0..t)")
+                 .format(where=where))
         diff = (got - expected).abs()
         i = tuple(int(k) for k in torch.unravel_index(diff.argmax(), diff.shape))
-        fail(f"{where}: at index {i} expected the mean of positions 0..{i[1]}, {expected[i].item():.6g}, got "
-             f"{got[i].item():.6g}. Hint: one (T, T) matrix of weights, row t spreading its weight evenly over positions "
-             "0..t, times x (a (T, T) @ (B, T, C) product works on each sequence)")
+        fail(tr("{where}: at index {index} expected the mean of positions 0..{last}, {expected:.6g}, got "
+                "{got:.6g}. Hint: one (T, T) matrix of weights, row t spreading its weight evenly over positions "
+                "0..t, times x (a (T, T) @ (B, T, C) product works on each sequence)")
+             .format(where=where, index=i, last=i[1], expected=expected[i].item(), got=got[i].item()))
 
 
 # -- causal_softmax ---------------------------------------------------------------------------------
@@ -91,7 +94,7 @@ def _softmax_shape(sub):
         _softmax(sub, _scores(shape))
 
 
-SHAPE = ("softmax shape", fails(_softmax_shape, "causal_softmax fails on some shapes"))
+SHAPE = ("softmax shape", fails(_softmax_shape, N_("causal_softmax fails on some shapes")))
 
 
 def _no_future(sub, t=6, seed=0):
@@ -100,9 +103,10 @@ def _no_future(sub, t=6, seed=0):
     leak = torch.where(future, w.abs().nan_to_num(nan=1.0), torch.zeros(()))
     if leak.max() > 0:
         b, i, j = (int(k) for k in torch.unravel_index(leak.argmax(), leak.shape))
-        fail(f"causal_softmax(scores of shape {(2, t, t)}): position {i} gives weight {w[b, i, j].item():.3g} to the later "
-             f"position {j}: the future must get weight exactly 0. Hint: before the softmax, set every score above the "
-             "diagonal to float('-inf') (exp(-inf) = 0; a score of 0 still gets weight exp(0))")
+        fail(tr("causal_softmax(scores of shape {shape}): position {i} gives weight {weight:.3g} to the later "
+                "position {j}: the future must get weight exactly 0. Hint: before the softmax, set every score above "
+                "the diagonal to float('-inf') (exp(-inf) = 0; a score of 0 still gets weight exp(0))")
+             .format(shape=(2, t, t), i=i, weight=w[b, i, j].item(), j=j))
 
 
 @given(t=st.integers(2, 12), seed=st.integers(0, 10**6))
@@ -120,9 +124,11 @@ def _rows_sum_to_one(sub, t=6, seed=0):
         b, i = (int(k) for k in torch.unravel_index(bad.argmax(), bad.shape))
         cols = w.sum(dim=-2)
         by_column = bool(torch.isfinite(cols).all() and (cols - 1).abs().max() <= 1e-5)
-        fail(f"causal_softmax(scores of shape {(2, t, t)}): row {i} of the weights sums to {sums[b, i].item():.4g}, "
-             "not 1" + (" (the COLUMNS sum to 1)" if by_column else "") + ". Hint: each row t is a distribution over "
-             "the positions s it looks at: the softmax runs over the last dimension (dim=-1), after the mask")
+        fail(tr("causal_softmax(scores of shape {shape}): row {i} of the weights sums to {total:.4g}, "
+                "not 1{columns}. Hint: each row t is a distribution over "
+                "the positions s it looks at: the softmax runs over the last dimension (dim=-1), after the mask")
+             .format(shape=(2, t, t), i=i, total=sums[b, i].item(),
+                     columns=tr(" (the COLUMNS sum to 1)") if by_column else ""))
 
 
 @given(t=st.integers(1, 12), seed=st.integers(0, 10**6))
@@ -137,14 +143,16 @@ def test_attention_trick_softmax_is_masked_softmax(sub, t, seed):
     """Row t is the softmax of scores[t, :t+1] over positions 0..t (atol 1e-6), 0 after: the
     weights follow the scores, not only the mask."""
     scores = _scores((2, t, t), seed)
-    with owned_by(sub, SHAPE, ("softmax no future", fails(_no_future, "weight on the future")),
-                  ("softmax rows sum to one", fails(_rows_sum_to_one, "rows that do not sum to 1"))):
+    with owned_by(sub, SHAPE, ("softmax no future", fails(_no_future, N_("weight on the future"))),
+                  ("softmax rows sum to one", fails(_rows_sum_to_one, N_("rows that do not sum to 1")))):
         w = _softmax(sub, scores)
         for i in range(t):
             want = torch.softmax(scores[:, i, : i + 1], dim=-1)
             got = w[:, i, : i + 1]
             if (got - want).abs().max() > 1e-6:
-                fail(f"causal_softmax(scores of shape {(2, t, t)}): row {i} over positions 0..{i} is "
-                     f"{[round(v, 4) for v in got[0].tolist()]}, expected the softmax of those scores, "
-                     f"{[round(v, 4) for v in want[0].tolist()]}. Hint: the weights are exp(score) / sum of exp(score) "
-                     "over the positions the row may see: mask first, then F.softmax of the scores themselves")
+                fail(tr("causal_softmax(scores of shape {shape}): row {i} over positions 0..{i} is "
+                        "{got}, expected the softmax of those scores, "
+                        "{expected}. Hint: the weights are exp(score) / sum of exp(score) "
+                        "over the positions the row may see: mask first, then F.softmax of the scores themselves")
+                     .format(shape=(2, t, t), i=i, got=[round(v, 4) for v in got[0].tolist()],
+                             expected=[round(v, 4) for v in want[0].tolist()]))

@@ -3,6 +3,7 @@ submission's class with known next-token probabilities), so a broken forward cos
 
 from autograder.checks import sampling
 from autograder.checks.verdicts import fails, need, owned_by
+from autograder.i18n import N_
 
 # The sampling checks run with a context that never reaches block_size, so that cropping (checked
 # on its own, with CROP_BLOCK) cannot change their verdict: one cause, one failure.
@@ -23,7 +24,7 @@ def test_generate_samples_softmax_of_last_position(sub):
 
 # the sampling distribution is reported by 'samples softmax of last position' only (one failure per cause)
 _SAMPLING = ("samples softmax of last position", fails(test_generate_samples_softmax_of_last_position,
-                                                        "the generated tokens follow another distribution"))
+                                                        N_("the generated tokens follow another distribution")))
 
 
 def test_generate_crops_context_to_block_size(sub):

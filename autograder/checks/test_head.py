@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from autograder.checks.verdicts import CheckFailed, close, expect, fail, named, need, tensor, their_lines
 from autograder.checks.verdicts import owned_by as _owned_by
 from autograder.engine.submission import SubmissionFailure
-from autograder.i18n import tr
+from autograder.i18n import N_, tr, translate
 
 C, HS, BLOCK = 16, 8, 8
 
@@ -44,7 +44,7 @@ def test_head_structure(sub):
 # (a check that cannot measure never passes), so a wrong Head earns exactly what it earned before.
 SHORT_OWNER = "output shape"
 ROWS_OWNER = "attention rows average the past"
-MASK_HINT = ("x has T <= block_size positions but the mask is (block_size, block_size): slice it to the first T rows "
+MASK_HINT = N_("x has T <= block_size positions but the mask is (block_size, block_size): slice it to the first T rows "
              "and columns of self.tril (look at the masked_fill line of Head.forward)")
 
 
@@ -61,7 +61,7 @@ def _short_inputs_break(sub) -> str:
             head(torch.zeros(1, t, C))
         except SubmissionFailure as exc:
             if not exc.not_implemented:
-                return f"Head raises on inputs shorter than block_size (T = {t})"
+                return tr("Head raises on inputs shorter than block_size (T = {t})").format(t=t)
     return ""
 
 
@@ -70,10 +70,10 @@ def _rows_wrong(sub) -> str:
     try:
         wei = _attention_probe(sub, scale_q=0.0)
     except (CheckFailed, SubmissionFailure):
-        return "the attention weights could not be read"
+        return tr("the attention weights could not be read")
     T = wei.shape[0]
     expected = torch.tril(torch.ones(T, T)) / torch.arange(1, T + 1).unsqueeze(1)
-    return "" if (wei - expected).abs().max() <= 1e-6 else "the attention weights are not a causal average"
+    return "" if (wei - expected).abs().max() <= 1e-6 else tr("the attention weights are not a causal average")
 
 
 VALUES_OWNER = "values come from value layer"
@@ -85,14 +85,15 @@ def _values_wrong(sub) -> str:
     head = _head(sub)
     state = head.state_dict()
     if state.get("value.weight") is None:
-        return "the Head has no value layer"
+        return tr("the Head has no value layer")
     state["value.weight"] = torch.zeros_like(state["value.weight"])
     head.load_state_dict(state)
     try:
         out = head(torch.randn(2, BLOCK, C, generator=torch.Generator().manual_seed(8)))
     except SubmissionFailure:
         return ""
-    return "the output does not come from the value layer" if isinstance(out, torch.Tensor) and out.abs().max() > 0 else ""
+    wrong = isinstance(out, torch.Tensor) and out.abs().max() > 0
+    return tr("the output does not come from the value layer") if wrong else ""
 
 
 _OWNERS = {SHORT_OWNER: _short_inputs_break, ROWS_OWNER: _rows_wrong, VALUES_OWNER: _values_wrong}
@@ -119,8 +120,10 @@ def test_head_output_shape(sub, t, b):
                 head(torch.randn(b, BLOCK // 2, C))
             except SubmissionFailure as longer:
                 exc, t = longer, BLOCK // 2
-        fail(f"Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) runs on x of T = block_size = {BLOCK} but raised "
-             f"{exc.kind} on x of shape {(b, t, C)} (T = {t} < block_size): {exc.message.rstrip('.')}. Hint: {MASK_HINT}"
+        fail(tr("Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) runs on x of T = block_size = {BLOCK} but raised "
+                "{kind} on x of shape {shape} (T = {t} < block_size): {message}. Hint: {hint}")
+             .format(C=C, HS=HS, BLOCK=BLOCK, kind=exc.kind, shape=(b, t, C), t=t, message=exc.message.rstrip('.'),
+                     hint=translate(MASK_HINT))
              + their_lines(exc))
     tensor(out, tr("Head.forward(x of shape {shape})").format(shape=(b, t, C)), shape=(b, t, HS))
 
@@ -205,15 +208,17 @@ def test_head_attention_rows_average_the_past(sub):
         future = torch.triu(wei.abs(), diagonal=1)
         if future.max() > 1e-6:
             t, s = (int(i) for i in torch.unravel_index(future.argmax(), future.shape))
-            fail(f"attention weights (read through an identity value layer): position {t} gives weight "
-                 f"{float(wei[t, s]):.3g} to the later position {s}: the mask lets a position see the future. Hint: "
-                 "masked_fill(tril[:T, :T] == 0, float('-inf')) BEFORE the softmax, and keep its result")
+            fail(tr("attention weights (read through an identity value layer): position {t} gives weight "
+                    "{weight:.3g} to the later position {s}: the mask lets a position see the future. Hint: "
+                    "masked_fill(tril[:T, :T] == 0, float('-inf')) BEFORE the softmax, and keep its result")
+                 .format(t=t, weight=float(wei[t, s]), s=s))
         sums = wei.sum(dim=-1)
         if (sums - 1).abs().max() > 1e-5:
             t = int((sums - 1).abs().argmax())
-            fail(f"attention weights (read through an identity value layer): row {t} sums to {float(sums[t]):.4g}, "
-                 "not 1. Hint: the weights are the softmax over the keys (dim=-1, the last dimension of the "
-                 "(B, T, T) scores) of the masked scores, with the mask applied before the softmax")
+            fail(tr("attention weights (read through an identity value layer): row {t} sums to {total:.4g}, "
+                    "not 1. Hint: the weights are the softmax over the keys (dim=-1, the last dimension of the "
+                    "(B, T, T) scores) of the masked scores, with the mask applied before the softmax")
+                 .format(t=t, total=float(sums[t])))
         close(wei, expected, tr("attention weights (read through an identity value layer)"), atol=1e-6,
               hint=tr("each row must be a softmax over the keys (dim=-1) of the masked scores: weights >= 0, "
                    "zero on future positions, summing to 1"))

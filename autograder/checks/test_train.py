@@ -57,13 +57,13 @@ def _raises(sub) -> str:
     try:
         run(sub)
     except SubmissionFailure as exc:
-        return "" if exc.not_implemented else "train raised an error"
+        return "" if exc.not_implemented else tr("train raised an error")
     return ""
 
 
 def _out_of_order(sub) -> str:
     model, _, _ = run(sub)
-    return "the calls of a training step are missing or out of order" if diagnose(model.get("events")) else ""
+    return tr("the calls of a training step are missing or out of order") if diagnose(model.get("events")) else ""
 
 
 # 'step order' reports an error raised by train and a step's calls out of order; the other checks

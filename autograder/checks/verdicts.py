@@ -14,7 +14,7 @@ import torch
 from hypothesis import HealthCheck, Phase, settings
 
 from autograder.engine.submission import Obj, SubmissionFailure
-from autograder.i18n import N_, tr, translate
+from autograder.i18n import N_, check_name, tr, translate
 
 # Derandomised: the same submission gets the same examples, so the same grade, on every run.
 settings.register_profile(
@@ -54,7 +54,7 @@ def cell_label(sub, number: int) -> str:
     for cell in getattr(getattr(sub, "program", None), "cells", None) or []:
         if cell.number == number:
             return cell.label
-    return f"cell {number}"
+    return tr("cell {number}").format(number=number)
 
 
 def _is_module(sub) -> bool:
@@ -107,7 +107,8 @@ def owned_by(sub, *causes):
             except (CheckFailed, SubmissionFailure):
                 why = ""
             if why:
-                fail(f"not measured: {why}; the check '{owner}' reports the cause (fix it first)")
+                fail(tr("not measured: {why}; the check '{owner}' reports the cause (fix it first)")
+                     .format(why=translate(why), owner=check_name(owner)))
         raise
 
 

@@ -13,6 +13,8 @@ import traceback
 import types
 from dataclasses import dataclass
 
+from autograder.i18n import tr
+
 CELL_FILE_PREFIX = "<submission "
 
 
@@ -83,16 +85,18 @@ def describe_cell(source: str, number: int | None = None, heading: str = "") -> 
     except (SyntaxError, ValueError):  # IPython syntax, or code that does not parse
         pass
     if names:
-        what = "the cell defining " + ", ".join(f"`{n}`" for n in names[:3]) + (" ..." if len(names) > 3 else "")
+        what = tr("the cell defining {names}").format(
+            names=", ".join(f"`{n}`" for n in names[:3]) + (" ..." if len(names) > 3 else ""))
     else:
         lines = [ln.strip() for ln in source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
         # the first line that tells the cell apart (a seed or an import starts many cells)
         telling = [ln for ln in lines if not ln.startswith(("torch.manual_seed(", "import ", "from "))]
         first = (telling or lines or [""])[0]
-        what = f"the cell starting `{first if len(first) <= 50 else first[:47] + '...'}`" if first else "an empty cell"
+        what = (tr("the cell starting `{line}`").format(line=first if len(first) <= 50 else first[:47] + "...")
+                if first else tr("an empty cell"))
         if heading:
-            what += f" in section \"{heading}\""
-    return what + (f" (cell {number})" if number is not None else "")
+            what += tr(" in section \"{heading}\"").format(heading=heading)
+    return what + (tr(" (cell {number})").format(number=number) if number is not None else "")
 
 
 def _is_student_file(filename: str) -> bool:
@@ -114,7 +118,7 @@ def _where(filename: str) -> str:
     if filename.startswith(CELL_FILE_PREFIX):
         tail = filename[len(CELL_FILE_PREFIX) : -1].removeprefix("cell ")
         number = int(tail) if tail.isdigit() else None
-    return describe_cell("".join(lines), number) if lines else "a cell"
+    return describe_cell("".join(lines), number) if lines else tr("a cell")
 
 
 def student_traceback(exc: BaseException, limit_lines: int = 12) -> str:
@@ -124,8 +128,9 @@ def student_traceback(exc: BaseException, limit_lines: int = 12) -> str:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_student_file(f.filename)]
     lines = []
     for f in frames[-4:]:
-        where = "" if f.name == "<module>" else f", in {f.name}"
-        lines.append(f"  in {_where(f.filename)}, line {f.lineno}{where}:")
+        where = "" if f.name == "<module>" else tr(", in {function}").format(function=f.name)
+        lines.append("  " + tr("in {cell}, line {line}{function}:").format(cell=_where(f.filename), line=f.lineno,
+                                                                          function=where))
         if f.line:
             lines.append(f"    {f.line.strip()}")
     return "\n".join(lines[-limit_lines:])
