@@ -101,11 +101,17 @@ def owned_by(sub, *causes):
     except (CheckFailed, SubmissionFailure) as exc:
         if isinstance(exc, SubmissionFailure) and (exc.not_implemented or exc.kind in _STOPPED):
             raise  # a stub, or code that hung or crashed: reported as it is, never run again to probe
+        # each owner's probe runs once per submission (its verdict is the submission's, not this check's):
+        # a submission whose every call is slow (a huge answer) pays for it once, not once per check
+        known = sub.__dict__.setdefault("_gptlab_probes", {})
         for owner, probe in causes:
-            try:
-                why = probe(sub)
-            except (CheckFailed, SubmissionFailure):
-                why = ""
+            key = (owner, probe)  # the same probe object: a module-level cause of a check module
+            if key not in known:
+                try:
+                    known[key] = probe(sub)
+                except (CheckFailed, SubmissionFailure):
+                    known[key] = ""
+            why = known[key]
             if why:
                 fail(tr("not measured: {why}; the check '{owner}' reports the cause (fix it first)")
                      .format(why=translate(why), owner=check_name(owner)))
