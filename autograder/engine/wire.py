@@ -50,10 +50,24 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a check never needs more; a bigger mess
 # ~100 MB.
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 32
+# Plain values (numbers, strings, ...) in one message; a tensor counts as one. The reference's largest
+# answer (250 KB of JSON) holds at most ~125,000 of them, since each takes two bytes or more. A list of
+# millions of floats fits in MAX_ANSWER_BYTES but costs seconds to encode and parse on every call, and
+# ~100 bytes of memory per value once parsed: it is refused while it is being encoded, at the first
+# value over the cap.
+MAX_VALUES = 1 << 18
 
 
 class ProtocolError(Exception):
     """A message that is not what the grader asked for (malformed, forged or too large)."""
+
+
+class TooManyValues(ProtocolError):
+    """A value with more than ``MAX_VALUES`` plain values in it (a tensor counts as one)."""
+
+    def __init__(self, limit: int = MAX_VALUES):
+        super().__init__(f"more than {limit:,} values in one message")
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -91,36 +105,49 @@ def encode_tensor(t: torch.Tensor) -> dict:
     return {"__tensor__": [_NAMES[plain.dtype], list(plain.shape), device, base64.b64encode(raw).decode()]}
 
 
-def to_jsonable(value: Any, handle_for=None, depth: int = 0) -> Any:
+def to_jsonable(value: Any, handle_for=None, max_values: int = MAX_VALUES) -> Any:
     """Turn a value into JSON-able data; objects that are not plain data become handles.
 
     ``handle_for(obj) -> Handle`` registers such objects (worker side); without it they are an error.
+    More than ``max_values`` values raise ``TooManyValues`` as soon as the cap is passed.
     """
-    if depth > MAX_DEPTH:
-        raise ProtocolError("value nested too deeply")
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, numbers.Integral):  # int, numpy integers
-        return int(value)
-    if isinstance(value, numbers.Real):  # float, numpy floats
-        value = float(value)
-        if math.isnan(value) or math.isinf(value):
-            return {"__float__": repr(value)}
-        return value
-    if isinstance(value, torch.Tensor):
-        return encode_tensor(value)
-    if isinstance(value, Handle):
-        return {"__handle__": value.id, "type": value.type}
-    if isinstance(value, Global):
-        return {"__global__": value.name}
-    if type(value) in (list, tuple):
-        items = [to_jsonable(v, handle_for, depth + 1) for v in value]
-        return items if type(value) is list else {"__tuple__": items}
-    if type(value) is dict and all(type(k) is str for k in value):
-        return {"__dict__": {k: to_jsonable(v, handle_for, depth + 1) for k, v in value.items()}}
-    if handle_for is None:
-        raise ProtocolError(f"cannot send a {type(value).__name__}")
-    return to_jsonable(handle_for(value), None, depth + 1)
+    count = 0
+
+    def enc(value: Any, depth: int) -> Any:
+        nonlocal count
+        count += 1
+        if count > max_values:
+            raise TooManyValues(max_values)
+        if depth > MAX_DEPTH:
+            raise ProtocolError("value nested too deeply")
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, numbers.Integral):  # int, numpy integers
+            return int(value)
+        if isinstance(value, numbers.Real):  # float, numpy floats
+            value = float(value)
+            if math.isnan(value) or math.isinf(value):
+                return {"__float__": repr(value)}
+            return value
+        if isinstance(value, torch.Tensor):
+            return encode_tensor(value)
+        if isinstance(value, Handle):
+            return {"__handle__": value.id, "type": value.type}
+        if isinstance(value, Global):
+            return {"__global__": value.name}
+        if type(value) in (list, tuple):
+            items = [enc(v, depth + 1) for v in value]
+            return items if type(value) is list else {"__tuple__": items}
+        if type(value) is dict and all(type(k) is str for k in value):
+            return {"__dict__": {k: enc(v, depth + 1) for k, v in value.items()}}
+        if handle_for is None:
+            raise ProtocolError(f"cannot send a {type(value).__name__}")
+        handle = handle_for(value)
+        if not isinstance(handle, Handle):
+            raise ProtocolError(f"cannot send a {type(value).__name__}")
+        return enc(handle, depth + 1)
+
+    return enc(value, 0)
 
 
 def dumps(message: dict) -> bytes:
@@ -164,33 +191,43 @@ def _decode_tensor(spec: Any) -> torch.Tensor:
     return t
 
 
-def from_jsonable(value: Any, resolve=None, depth: int = 0) -> Any:
-    """Inverse of ``to_jsonable``. ``resolve`` maps handle / global markers to objects (worker side)."""
-    if depth > MAX_DEPTH:
-        raise ProtocolError("value nested too deeply")
-    if value is None or type(value) in (bool, int, float, str):
-        return value
-    if type(value) is list:
-        return [from_jsonable(v, resolve, depth + 1) for v in value]
-    if type(value) is dict and len(value) in (1, 2):
-        if "__tensor__" in value:
-            return _decode_tensor(value["__tensor__"])
-        if "__float__" in value:
-            text = value["__float__"]
-            if text not in ("nan", "inf", "-inf"):
-                raise ProtocolError("malformed float")
-            return float(text)
-        if "__tuple__" in value and type(value["__tuple__"]) is list:
-            return tuple(from_jsonable(v, resolve, depth + 1) for v in value["__tuple__"])
-        if "__dict__" in value and type(value["__dict__"]) is dict:
-            return {str(k): from_jsonable(v, resolve, depth + 1) for k, v in value["__dict__"].items()}
-        if "__handle__" in value and type(value["__handle__"]) is int:
-            h = Handle(value["__handle__"], str(value.get("type", "object"))[:100])
-            return resolve(h) if resolve else h
-        if "__global__" in value and type(value["__global__"]) is str:
-            g = Global(value["__global__"])
-            return resolve(g) if resolve else g
-    raise ProtocolError("malformed value")
+def from_jsonable(value: Any, resolve=None, max_values: int = MAX_VALUES) -> Any:
+    """Inverse of ``to_jsonable``. ``resolve`` maps handle / global markers to objects (worker side).
+    The same cap on values holds: a hostile sender cannot make the reader build millions of objects."""
+    count = 0
+
+    def dec(value: Any, depth: int) -> Any:
+        nonlocal count
+        count += 1
+        if count > max_values:
+            raise TooManyValues(max_values)
+        if depth > MAX_DEPTH:
+            raise ProtocolError("value nested too deeply")
+        if value is None or type(value) in (bool, int, float, str):
+            return value
+        if type(value) is list:
+            return [dec(v, depth + 1) for v in value]
+        if type(value) is dict and len(value) in (1, 2):
+            if "__tensor__" in value:
+                return _decode_tensor(value["__tensor__"])
+            if "__float__" in value:
+                text = value["__float__"]
+                if text not in ("nan", "inf", "-inf"):
+                    raise ProtocolError("malformed float")
+                return float(text)
+            if "__tuple__" in value and type(value["__tuple__"]) is list:
+                return tuple(dec(v, depth + 1) for v in value["__tuple__"])
+            if "__dict__" in value and type(value["__dict__"]) is dict:
+                return {str(k): dec(v, depth + 1) for k, v in value["__dict__"].items()}
+            if "__handle__" in value and type(value["__handle__"]) is int:
+                h = Handle(value["__handle__"], str(value.get("type", "object"))[:100])
+                return resolve(h) if resolve else h
+            if "__global__" in value and type(value["__global__"]) is str:
+                g = Global(value["__global__"])
+                return resolve(g) if resolve else g
+        raise ProtocolError("malformed value")
+
+    return dec(value, 0)
 
 
 def loads(data: bytes) -> dict:

@@ -250,6 +250,10 @@ class Runtime:
                 return {"ok": True, "value": self.encode(value)}
         except GraderTimeout:
             answer = {"ok": False, "error": {"type": "Timeout", "message": tr("ran past its {seconds:g} s limit").format(seconds=timeout)}}
+        except protocol.TooManyValues as exc:
+            answer = {"ok": False, "error": {"type": "OutputTooLarge", "message": tr(
+                "returned more than {limit:,} numbers as Python values (lists, tuples or dicts); "
+                "a check never needs that many: return a tensor").format(limit=exc.limit)}}
         except BaseException as exc:  # noqa: BLE001 - the submission's SystemExit is an answer too
             answer = {"ok": False, "error": {
                 "type": type(exc).__name__,

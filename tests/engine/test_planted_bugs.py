@@ -42,15 +42,26 @@ def wire_drops_dtype(mp):
 def wire_list_becomes_tuple(mp):
     original = wire.to_jsonable
 
-    def to_jsonable(value, handle_for=None, depth=0):
-        return original(tuple(value) if type(value) is list else value, handle_for, depth)
+    def to_jsonable(value, handle_for=None, max_values=wire.MAX_VALUES):
+        return original(tuple(value) if type(value) is list else value, handle_for, max_values)
 
     mp.setattr(wire, "to_jsonable", to_jsonable)
 
 
 def wire_no_depth_limit(mp):
     original = wire.to_jsonable
-    mp.setattr(wire, "to_jsonable", lambda value, handle_for=None, depth=0: original(value, handle_for, 0))
+
+    def to_jsonable(value, handle_for=None, max_values=wire.MAX_VALUES):
+        with mp.context() as inner:  # the bound is lifted while encoding only
+            inner.setattr(wire, "MAX_DEPTH", 10**6)
+            return original(value, handle_for, max_values)
+
+    mp.setattr(wire, "to_jsonable", to_jsonable)
+
+
+def wire_no_value_cap(mp):
+    original = wire.to_jsonable
+    mp.setattr(wire, "to_jsonable", lambda value, handle_for=None, max_values=0: original(value, handle_for, 10**9))
 
 
 def wire_trusts_the_shape(mp):
@@ -239,6 +250,8 @@ TABLE = [
     Planted("wire drops a tensor's dtype", "test_wire", "test_tensors_of_every_dtype_round_trip", wire_drops_dtype),
     Planted("wire turns a list into a tuple", "test_wire", "test_list_and_tuple_kept_apart", wire_list_becomes_tuple),
     Planted("wire has no depth limit", "test_wire", "test_deep_nesting_is_refused_both_ways", wire_no_depth_limit),
+    Planted("wire has no cap on values", "test_wire", "test_too_many_values_are_refused_both_ways_a_tensor_counts_once",
+            wire_no_value_cap),
     Planted("wire trusts the data over the shape", "test_wire", "test_shape_data_mismatch_is_refused_both_ways",
             wire_trusts_the_shape),
     Planted("load keeps nbgrader check cells", "test_load", "test_nbgrader_check_cells_skipped_solution_cells_kept",

@@ -194,6 +194,24 @@ def test_deep_nesting_is_refused_both_ways():
         wire.loads(b"[" * 200_000 + b"]" * 200_000)
 
 
+def test_too_many_values_are_refused_both_ways_a_tensor_counts_once():
+    limit = 1000
+    # the list itself is one value, so 999 items fit and 1000 do not
+    assert wire.to_jsonable([0.5] * (limit - 1), max_values=limit) == [0.5] * (limit - 1)
+    with pytest.raises(wire.TooManyValues):
+        wire.to_jsonable([0.5] * limit, max_values=limit)
+    with pytest.raises(wire.TooManyValues):  # nested inside tuples and dicts, counted the same
+        wire.to_jsonable({"a": (list(range(600)),), "b": [list(range(600))]}, max_values=limit)
+    big = wire.to_jsonable(torch.zeros(10 * limit), max_values=limit)  # bounded by bytes, not by values
+    with pytest.raises(wire.TooManyValues):
+        wire.from_jsonable([1] * limit, max_values=limit)
+    assert wire.from_jsonable([big] * 10, max_values=limit)[0].shape == (10 * limit,)
+    # the default is above the largest reference answer's count, and under a 3-million-float list
+    assert 125_000 < wire.MAX_VALUES < 3_000_000
+    with pytest.raises(wire.TooManyValues):
+        wire.to_jsonable([0.5] * 3_000_000)
+
+
 def test_loads_refuses_what_is_not_a_message():
     for data in (b"[1, 2]", b"\xff\xfe", b"{not json", b'"text"'):
         with pytest.raises(wire.ProtocolError):

@@ -111,6 +111,16 @@ def test_time_limit_interrupts_the_call():
     assert ask(rt, op="call", target=wire.Global("twice"), args=[3]) == 6  # the runtime still answers
 
 
+def test_an_answer_of_millions_of_python_numbers_is_refused_while_encoding():
+    rt = runtime()
+    rt.dispatch({"op": "exec_cell", "number": 2, "source": "def many():\n    return [0.5] * 3_000_000\n"})
+    answer = rt.dispatch({"op": "call", "target": {"__global__": "many"}})
+    assert answer["ok"] is False and answer["error"]["type"] == "OutputTooLarge", answer
+    assert f"{wire.MAX_VALUES:,}" in answer["error"]["message"] and "tensor" in answer["error"]["message"]
+    assert len(wire.dumps(answer)) < 1000  # nothing of the list travels
+    assert ask(rt, op="call", target=wire.Global("twice"), args=[3]) == 6
+
+
 def test_guard_undoes_the_submissions_monkeypatching():
     saved = torch.manual_seed
     rt = Runtime(guard=True)
