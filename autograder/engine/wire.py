@@ -70,6 +70,21 @@ class TooManyValues(ProtocolError):
         self.limit = limit
 
 
+class _Bounds:
+    """Counts the values of one message as it is encoded or decoded; refuses past the caps."""
+
+    def __init__(self, max_values: int):
+        self.max_values = max_values
+        self.count = 0
+
+    def visit(self, depth: int) -> None:
+        self.count += 1
+        if self.count > self.max_values:
+            raise TooManyValues(self.max_values)
+        if depth > MAX_DEPTH:
+            raise ProtocolError("value nested too deeply")
+
+
 @dataclass(frozen=True)
 class Handle:
     """A reference to an object that lives in the worker process."""
@@ -111,15 +126,10 @@ def to_jsonable(value: Any, handle_for=None, max_values: int = MAX_VALUES) -> An
     ``handle_for(obj) -> Handle`` registers such objects (worker side); without it they are an error.
     More than ``max_values`` values raise ``TooManyValues`` as soon as the cap is passed.
     """
-    count = 0
+    bounds = _Bounds(max_values)
 
     def enc(value: Any, depth: int) -> Any:
-        nonlocal count
-        count += 1
-        if count > max_values:
-            raise TooManyValues(max_values)
-        if depth > MAX_DEPTH:
-            raise ProtocolError("value nested too deeply")
+        bounds.visit(depth)
         if value is None or isinstance(value, (bool, str)):
             return value
         if isinstance(value, numbers.Integral):  # int, numpy integers
@@ -194,15 +204,10 @@ def _decode_tensor(spec: Any) -> torch.Tensor:
 def from_jsonable(value: Any, resolve=None, max_values: int = MAX_VALUES) -> Any:
     """Inverse of ``to_jsonable``. ``resolve`` maps handle / global markers to objects (worker side).
     The same cap on values holds: a hostile sender cannot make the reader build millions of objects."""
-    count = 0
+    bounds = _Bounds(max_values)
 
     def dec(value: Any, depth: int) -> Any:
-        nonlocal count
-        count += 1
-        if count > max_values:
-            raise TooManyValues(max_values)
-        if depth > MAX_DEPTH:
-            raise ProtocolError("value nested too deeply")
+        bounds.visit(depth)
         if value is None or type(value) in (bool, int, float, str):
             return value
         if type(value) is list:
