@@ -4,7 +4,7 @@ modules once, then grade each submission in a fresh process forked from that war
 Two processes of the instructor's side, neither of which ever runs student code:
 
 - the *zygote* (``python -m instructor.warm_pool``, started by ``WarmPool``): imports the libraries
-  and the grader's helper modules (not its check modules, not its conftest, not the hidden checks,
+  and the grader's helper modules (not its check modules, not its conftest or plugin/, not the hidden checks,
   and it runs no torch operation: only imports, so no thread pool exists when it forks), then waits on
   one socket for requests. It keeps no state about any submission.
 - per request, a *monitor* forked from the zygote: it forks the *grading child*, reports its pid, waits
@@ -12,7 +12,7 @@ Two processes of the instructor's side, neither of which ever runs student code:
   ``python -m pytest autograder ...`` subprocess was: same arguments (``pytest.main``), same working
   folder, environment, log file and results JSON, its own session (so ``grade_one``'s time-out kills its
   whole tree as before). It starts the submission's worker exactly as the cold run does
-  (``sandbox.Worker``: ``unshare`` namespaces, ``confine()``, rlimits, disk quota, process police), so
+  (``engine.worker_control.Worker``: ``unshare`` namespaces, ``confine()``, rlimits, disk quota, process police), so
   every limit and isolation of the worker is today's.
 
 Nothing is shared between two submissions: each grading child is a new process, forked from a zygote
@@ -41,7 +41,7 @@ from autograder.engine.processes import kill_tree
 
 REPO = Path(__file__).resolve().parent.parent
 # what the cold grading process imports before grading anything (measured: torch ~1.5 s, pytest +
-# hypothesis + nbformat ~0.5 s); the check modules (autograder/test_*.py) and conftest are left to
+# hypothesis + nbformat ~0.5 s); the check modules (autograder/checks/) and the plugin (conftest, plugin/) are left to
 # pytest's own collection, so a child imports them exactly as a cold run does
 PRELOAD = ("torch", "torch.nn", "torch.nn.functional", "pytest", "hypothesis", "nbformat", "numpy",
            "autograder.checks.verdicts", "autograder.checks.standins", "autograder.engine.load", "autograder.engine.report",

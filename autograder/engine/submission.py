@@ -343,7 +343,7 @@ class RemoteSubmission(Submission):
 
     def forget_deaths(self, since: int) -> None:
         """Undo the records of the deaths after the first ``since``: a check is about to be rerun in a
-        fresh worker to learn whether its own code kills the worker (see conftest.pytest_pyfunc_call)."""
+        fresh worker to learn whether its own code kills the worker (see plugin/rerun.py)."""
         for key, _ in self.deaths[since:]:
             if self.hung.get(key, ("",))[0] == "ProcessDied":
                 del self.hung[key]

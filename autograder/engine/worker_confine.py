@@ -117,7 +117,7 @@ def set_worker_limits(memory_mb: int) -> None:
     exec; one forked from a template: before ``worker.main``)."""
     mem = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    # the grading process capped its own data segment (conftest.limit_own_memory): not the worker's
+    # the grading process capped its own data segment (plugin/grading.limit_own_memory): not the worker's
     _, data_hard = resource.getrlimit(resource.RLIMIT_DATA)
     resource.setrlimit(resource.RLIMIT_DATA, (data_hard, data_hard))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

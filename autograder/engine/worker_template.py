@@ -28,7 +28,7 @@ draws its own: nothing the grader relies on).
 
 Where to find a template (``template()``): one a warm pool started (``instructor.warm_pool``: its socket
 is inherited by the grading processes it forks, ``inherit()``), else one this grading process starts for itself early
-(``prepare()`` in the conftest's ``pytest_configure``: it imports torch while the grading process does).
+(``prepare()`` in ``plugin/grading.pytest_configure``: it imports torch while the grading process does).
 ``GPTLAB_WORKER_START=cold`` keeps today's cold start; so does every failure here (no namespaces, an
 environment the template was not started with, a template that died): ``TemplateUnavailable``, and the
 ``worker_control`` starts the worker cold.

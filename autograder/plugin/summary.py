@@ -1,0 +1,46 @@
+"""The grade table printed at the end of ``pytest autograder``, with the grader's notes."""
+
+from __future__ import annotations
+
+from autograder.checks.verdicts import cell_label
+from autograder.engine import report
+from autograder.i18n import tr
+from autograder.plugin.grading import Grading, cause, grading_of
+from autograder.plugin.results import notes, scored_parts
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    grading = grading_of(config)
+    if grading is None:
+        return
+    try:
+        _summary(terminalreporter, grading)
+    except Exception as exc:  # noqa: BLE001
+        terminalreporter.write_line(f"the grade table could not be written: {cause(exc)} (results.json is)")
+
+
+def _summary(out, grading: Grading) -> None:
+    parts = scored_parts(grading)
+    out.section(tr("gpt-lab grade"))
+    out.write_line(tr("submission: {path}").format(path=grading.path))
+    if grading.fatal:
+        out.write_line(tr("not graded: {cause}").format(cause=grading.fatal))
+    if grading.submission_error:
+        out.write_line(tr("could not be read: {cause}").format(cause=grading.submission_error))
+    if grading.sub is not None and grading.sub.loaded:
+        bad = [c for c in grading.sub.report.cells if not c.ok and c.error_type != "NotImplementedError"]
+        for c in bad[:5]:
+            out.write_line(tr("note: {cell} failed while loading: {kind}: {message}")
+                           .format(cell=cell_label(grading.sub, c.number), kind=c.error_type, message=c.message))
+        if len(bad) > 5:
+            out.write_line(tr("note: {count} more cells failed while loading").format(count=len(bad) - 5))
+    for note in notes(grading):
+        if not note.startswith("cell "):
+            out.write_line(tr("note: {note}").format(note=note))
+    out.write_line("")
+    out.write_line(report.table(parts))
+    pending = sum(p.pending for p in parts)
+    if pending:
+        points = sum((p.pending_points() for p in parts), 0)
+        out.write_line(tr("{count} hidden checks worth {points:.2f} points run at grading time "
+                          "(the scores above count them as not yet earned)").format(count=pending, points=float(points)))
