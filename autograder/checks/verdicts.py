@@ -181,7 +181,8 @@ def number(value, what: str) -> float:
         fail(tr("{what} should be a number, got {got}")
               .format(what=what, got=type(value).__name__ if not isinstance(value, Obj) else value.handle.type))
     if not math.isfinite(value):
-        fail(f"{what} is {value}")
+        fail(tr("{what} is {value}, not a finite number (look for a division by zero, a log of 0, or a "
+               "learning rate so large that the values overflow)").format(what=what, value=value))
     return float(value)
 
 

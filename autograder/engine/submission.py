@@ -326,7 +326,7 @@ class RemoteSubmission(Submission):
         if key is not None and key in self.hung:
             # code that hung or killed the worker once would only spend the time budget again
             kind, why = self.hung[key]
-            return {"ok": False, "error": {"type": kind, "message": f"was not run again: {key} {why}"}}
+            return {"ok": False, "error": {"type": kind, "message": tr("was not run again: {what} {why}").format(what=key, why=why)}}
         if self.budget_spent():
             return {"ok": False, "error": {"type": "Timeout", "message": tr("not run: the submission's time budget was spent")}}
         answer = self._once(message, timeout)
@@ -336,9 +336,10 @@ class RemoteSubmission(Submission):
             self.deaths.append((key or str(message.get("op")), str(err.get("message"))))
             self.loaded = False  # what follows runs in a fresh worker
         if key is not None and isinstance(err, dict) and err.get("type") == "Timeout" and not budget:
-            self.hung[key] = ("Timeout", f"ran past its time limit in an earlier check ({err.get('message')})")
+            self.hung[key] = ("Timeout", tr("ran past its time limit in an earlier check ({cause})").format(cause=err.get("message")))
         elif key is not None and isinstance(err, dict) and err.get("type") == "ProcessDied":
-            self.hung[key] = ("ProcessDied", f"ended the submission's process in an earlier check ({err.get('message')})")
+            self.hung[key] = ("ProcessDied", tr("ended the submission's process in an earlier check ({cause})")
+                              .format(cause=err.get("message")))
         return answer
 
     def forget_deaths(self, since: int) -> None:
