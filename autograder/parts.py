@@ -5,7 +5,8 @@ instructor's tools, the tests), so it imports nothing heavy: reading the registr
 for torch. The check modules are imported only by ``checks_of``.
 
     PARTS                 the part ids, in the notebook's order
-    part(id)              a Part: title, points, bonus, names, grade_id, cell_points, modules
+    part(id)              a Part: title, points, bonus, names, parameters, grade_id, cell_points, modules
+    parameters(name)      the contract's parameter names of a name or method ("Head", "Head.forward"), for messages
     rubric()              ({id: points}, {bonus ids}) for scoring
     hidden_counts()       {id: number of hidden checks}: checks/hidden_manifest.json, written by
                           ``python -m autograder.engine.hidden_count`` for handouts without hidden/
@@ -46,6 +47,7 @@ class Part:
     points: Fraction
     bonus: bool
     names: tuple[str, ...]
+    parameters: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (name or "Class.method", parameter names)
 
     @property
     def grade_id(self) -> str:
@@ -77,7 +79,7 @@ def read(path: Path | None = None) -> tuple[Part, ...]:
     for pid, spec in table.items():
         if not pid.isidentifier() or pid != pid.lower():
             raise RegistryError(f"part id {pid!r}: use a lower-case Python identifier")
-        unknown = set(spec) - {"title", "points", "bonus", "names"}
+        unknown = set(spec) - {"title", "points", "bonus", "names", "parameters"}
         if unknown:
             raise RegistryError(f"part {pid}: unknown keys {sorted(unknown)}")
         try:
@@ -89,7 +91,12 @@ def read(path: Path | None = None) -> tuple[Part, ...]:
         names = spec.get("names", [])
         if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
             raise RegistryError(f"part {pid}: names must be a list of strings")
-        out.append(Part(pid, str(spec.get("title", pid)), points, bool(spec.get("bonus", False)), tuple(names)))
+        params = spec.get("parameters", {})
+        if not (isinstance(params, dict) and all(
+                isinstance(v, list) and all(isinstance(a, str) and a.isidentifier() for a in v) for v in params.values())):
+            raise RegistryError(f"part {pid}: parameters must map names to lists of parameter names")
+        out.append(Part(pid, str(spec.get("title", pid)), points, bool(spec.get("bonus", False)), tuple(names),
+                        tuple((k, tuple(v)) for k, v in params.items())))
     return tuple(out)
 
 
@@ -111,6 +118,17 @@ def part(pid: str) -> Part:
 
 def ids() -> tuple[str, ...]:
     return tuple(p.id for p in _registry())
+
+
+@functools.lru_cache(maxsize=None)
+def parameters(name: str) -> tuple[str, ...]:
+    """The contract's parameter names of ``name`` ("get_batch", "Head", "Head.forward"), as the registry
+    declares them; () for a name it does not declare. For messages only."""
+    for p in _registry():
+        for declared, params in p.parameters:
+            if declared == name:
+                return params
+    return ()
 
 
 def rubric(path: Path | None = None) -> tuple[dict[str, Fraction], set[str]]:

@@ -34,7 +34,7 @@ def init_args(cls: str, block_size: int) -> list:
 def oracle(sub, cls: str, block_size: int, mode: str = "markov"):
     model = sub.make("oracle_model", Global(cls), VOCAB, block_size, SEED, init_args=init_args(cls, block_size),
                      stand_ins=STAND_INS, mode=mode)
-    model.what = f"{cls}.generate"
+    model.what = cls  # the student's generate, on the grader's model: messages read "GPTLanguageModel.generate(idx=...)"
     return model
 
 

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checks.verdicts import expect, fail, named, need, tensor
+from autograder.checks.verdicts import expect, fail, need, tensor
 from autograder.i18n import tr
 
 C = 8
@@ -12,7 +12,7 @@ C = 8
 
 def _ff(sub, dropout=0.0, seed=0):
     need(sub, "FeedForward")
-    return named(sub.new("FeedForward", C, dropout, _seed=seed), "FeedForward", n_embd=C, dropout=dropout).eval()
+    return sub.new("FeedForward", C, dropout, _seed=seed).eval()
 
 
 def test_feedforward_layers(sub):

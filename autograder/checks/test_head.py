@@ -10,7 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checks.verdicts import CheckFailed, close, expect, fail, named, need, tensor, their_lines
+from autograder.checks.verdicts import CheckFailed, close, expect, fail, need, tensor, their_lines
 from autograder.checks.verdicts import owned_by as _owned_by
 from autograder.engine.submission import SubmissionFailure
 from autograder.i18n import N_, tr, translate
@@ -21,7 +21,7 @@ C, HS, BLOCK = 16, 8, 8
 def _head(sub, dropout=0.0, n_embd=C, head_size=HS, block=BLOCK, seed=0):
     need(sub, "Head")
     head = sub.new("Head", n_embd, head_size, block, dropout, _seed=seed)
-    return named(head, "Head", n_embd=n_embd, head_size=head_size, block_size=block, dropout=dropout).eval()
+    return head.eval()
 
 
 def test_head_structure(sub):

@@ -131,15 +131,6 @@ def fails(measure, why: str):
     return probe
 
 
-def named(obj, cls: str, **arguments):
-    """Describe an object the grader built, in messages, with its arguments by name (the call itself
-    stays positional, so a submission is not held to the contract's parameter names):
-    ``Head(n_embd=16, head_size=8, block_size=8, dropout=0.0)``."""
-    if isinstance(obj, Obj):
-        obj.what = f"{cls}({', '.join(f'{k}={v}' for k, v in arguments.items())})"
-    return obj
-
-
 def tensor(value, what: str, shape=None, dtype=None, finite: bool = True) -> torch.Tensor:
     """``value`` must be a tensor of this shape and dtype (``None`` entries of ``shape`` are free)."""
     if isinstance(value, Obj) or not isinstance(value, torch.Tensor):

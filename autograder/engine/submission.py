@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from autograder import parts as registry
 from autograder.engine import wire as protocol
 from autograder.engine.run_cells import CellOutcome, run_cell
 from autograder.engine.load import Program, python_source
@@ -53,8 +54,14 @@ def _describe(value) -> str:
     return repr(value)
 
 
-def describe_call(name: str, args, kwargs) -> str:
-    parts = [_describe(a) for a in args] + [f"{k}={_describe(v)}" for k, v in kwargs.items()]
+def describe_call(name: str, args, kwargs, params: tuple[str, ...] = ()) -> str:
+    """A call as a message shows it: arguments by the contract's names where the registry declares them
+    (``params``, from ``parts.parameters``), shapes as shapes: ``Head(n_embd=16, head_size=8, ...)``."""
+    if params and len(args) <= len(params):
+        parts = [f"{p}={_describe(a)}" for p, a in zip(params, args)]
+    else:
+        parts = [_describe(a) for a in args]
+    parts += [f"{k}={_describe(v)}" for k, v in kwargs.items()]
     return f"{name}({', '.join(parts)})"
 
 
@@ -72,8 +79,10 @@ class Obj:
 
     def call(self, method: str | None, *args, _seed=None, _values=None, _timeout=None, **kwargs):
         name = f"{self.what}.{method}" if method else self.what
+        method_name = method or "forward"  # by its class in the worker, else by how the check named it
+        params = registry.parameters(f"{self.handle.type}.{method_name}") or registry.parameters(f"{self.what}.{method_name}")
         return self._ask(
-            "call", describe_call(name, args, kwargs), method=method, args=list(args), kwargs=kwargs,
+            "call", describe_call(name, args, kwargs, params), method=method, args=list(args), kwargs=kwargs,
             seed=_seed, values=_values, _timeout=_timeout,
             _key=f"{self.handle.type}{self.variant}.{method or 'forward'}",
         )
@@ -143,7 +152,7 @@ class Submission:
         return self._ask("names", "listing the submission's names")
 
     def new(self, cls: str, *args, _seed: int = 0, _stubs=None, _values=None, _bypass_init=False, **kwargs) -> Obj:
-        what = describe_call(cls, args, kwargs)
+        what = describe_call(cls, args, kwargs, registry.parameters(cls))
         variant = "+stand-ins" if _stubs else ""
         obj = self._ask(
             "new", what, cls=cls, args=list(args), kwargs=kwargs, seed=_seed, stubs=_stubs,
@@ -158,7 +167,7 @@ class Submission:
 
     def call(self, function: str, *args, _seed=None, _values=None, _timeout=None, **kwargs):
         return self._ask(
-            "call", describe_call(function, args, kwargs), target=protocol.Global(function),
+            "call", describe_call(function, args, kwargs, registry.parameters(function)), target=protocol.Global(function),
             args=list(args), kwargs=kwargs, seed=_seed, values=_values, _timeout=_timeout, _key=function,
         )
 

@@ -35,6 +35,17 @@ def test_read_a_valid_registry(tmp_path):
     assert got == (parts.Part("a", "A", Fraction("0.1234"), False, ("X",)), parts.Part("b", "b", Fraction(1), True, ()))
 
 
+def test_parameters_are_read_and_looked_up(tmp_path):
+    got = parts.read(write(tmp_path, '[parts.a]\npoints = 1\nnames = ["F"]\n[parts.a.parameters]\nF = ["x", "y"]\n'
+                                     '"F.forward" = ["z"]\n'))
+    assert got[0].parameters == (("F", ("x", "y")), ("F.forward", ("z",)))
+    # the lab's registry declares the contract's names (../shared/lab-contract.md)
+    assert parts.parameters("Head") == ("n_embd", "head_size", "block_size", "dropout")
+    assert parts.parameters("get_batch") == ("data", "block_size", "batch_size")
+    assert parts.parameters("GPTLanguageModel.generate") == ("idx", "max_new_tokens")
+    assert parts.parameters("not_a_name") == ()
+
+
 @pytest.mark.parametrize("text, message", [
     ("x = 1\n", "no \\[parts"),
     ("[parts.Bad]\npoints = 1\n", "lower-case"),
@@ -44,6 +55,8 @@ def test_read_a_valid_registry(tmp_path):
     ("[parts.a]\npoints = -1\n", ">= 0"),
     ("[parts.a]\npoints = 0.12345\n", "4 decimals"),
     ("[parts.a]\npoints = 1\nnames = 'Head'\n", "list of strings"),
+    ("[parts.a]\npoints = 1\n[parts.a.parameters]\nF = 'x'\n", "parameters must map"),
+    ("[parts.a]\npoints = 1\n[parts.a.parameters]\nF = ['not an identifier']\n", "parameters must map"),
 ])
 def test_invalid_registries_are_refused(tmp_path, text, message):
     with pytest.raises(parts.RegistryError, match=message):

@@ -61,6 +61,15 @@ def test_describe_call_in_the_students_terms():
         f"f(a tensor of shape (2, 3), 1.5, {'a' * 27 + '...'!r}, [9 items], k=2)"
 
 
+def test_describe_call_names_the_contracts_parameters():
+    params = ("n_embd", "head_size", "block_size", "dropout")
+    assert describe_call("Head", (16, 8, 8, 0.0), {}, params) == "Head(n_embd=16, head_size=8, block_size=8, dropout=0.0)"
+    assert describe_call("Head", (16, 8), {}, params) == "Head(n_embd=16, head_size=8)"
+    # more arguments than declared names: all positional, never a keyword before a positional
+    assert describe_call("f", (1, 2, 3), {}, ("a", "b")) == "f(1, 2, 3)"
+    assert describe_call("f", (torch.zeros(2, 2, 16),), {"k": 1}, ("x",)) == "f(x=a tensor of shape (2, 2, 16), k=1)"
+
+
 class FakeWorker:
     """Stands in for worker_control.Worker: answers from a script, records requests."""
 
