@@ -110,13 +110,10 @@ def _expected(case, names: dict[str, list[str]]) -> dict[str, float]:
     return out
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow_bank] if is_slow(c) else [])
-                                  for c in CASES])
-def test_adversarial_case(adversarial_runs, case):
-    run = adversarial_runs["runs"][case.id]
-    if isinstance(run, Exception):
-        pytest.fail(f"case {case.id} could not be built: {type(run).__name__}: {run}")
-    names = _reference_names(adversarial_runs["runs"])
+def case_problems(case, run, names: dict[str, list[str]], snapshot: bool = True) -> list[str]:
+    """Everything wrong with one case's run, against the case's expectations: its scores per part, its
+    time budget, the exit status, its submission's folder, its TMPDIR, the case's own checks and (with
+    ``snapshot``) the verdicts of the grade snapshot. Also used by tests/test_unprivileged.py."""
     want = _expected(case, names)
     problems = []
     if run.timed_out:
@@ -154,8 +151,18 @@ def test_adversarial_case(adversarial_runs, case):
     if leftovers:
         problems.append(f"the run left files in its TMPDIR: {leftovers[:5]}")
     problems += run.context.get("after_problems", [])
-    if not run.timed_out:  # the verdicts are the snapshot's (tests/grade_snapshot.py)
+    if snapshot and not run.timed_out:  # the verdicts are the snapshot's (tests/grade_snapshot.py)
         problems += grade_snapshot.compare("adversarial", case.id, run.data)
+    return problems
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow_bank] if is_slow(c) else [])
+                                  for c in CASES])
+def test_adversarial_case(adversarial_runs, case):
+    run = adversarial_runs["runs"][case.id]
+    if isinstance(run, Exception):
+        pytest.fail(f"case {case.id} could not be built: {type(run).__name__}: {run}")
+    problems = case_problems(case, run, _reference_names(adversarial_runs["runs"]))
     assert not problems, f"case {case.id} ({case.why}):\n- " + "\n- ".join(problems) + "\n" + run.summary()
 
 

@@ -78,6 +78,17 @@ def _mount_points() -> list[str]:
     return points
 
 
+def _kept_flags(point: str) -> int:
+    """The mount's nodev and noexec flags, to keep on the read-only remount. In a user namespace (a grader
+    run by an ordinary user) the kernel locks them on mounts inherited from the outer namespace, and a
+    remount that would clear one fails (EPERM): a home on NFS or on a partition of its own, mounted
+    nodev,nosuid, would then stay writable, the instructor's repository with it."""
+    try:
+        return os.statvfs(point).f_flag & (os.ST_NODEV | os.ST_NOEXEC)  # the same bits as MS_NODEV, MS_NOEXEC
+    except OSError:
+        return 0
+
+
 def confine(hide: list[str], writable: str) -> list[str]:
     """Run inside the new namespaces, before any submission code: every mount read-only but the
     worker's own folder, the ``hide`` paths covered, capabilities dropped. Returns notes on what
@@ -94,7 +105,7 @@ def confine(hide: list[str], writable: str) -> list[str]:
         if point == writable or point.startswith(writable + "/"):
             continue
         try:
-            _mount(libc, None, point, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID)
+            _mount(libc, None, point, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _kept_flags(point))
         except OSError:
             failed.append(point)
     if failed:

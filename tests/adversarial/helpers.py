@@ -191,19 +191,23 @@ class Run:
 
 
 def grade(case_id: str, submission: Path, workdir: Path, limit_s: float, json_path: Path | None = None,
-          args: tuple = ()) -> Run:
-    """One real ``pytest autograder`` run, in its own process group, killed past ``limit_s``."""
+          args: tuple = (), root: Path = REPO, user=None, env: dict | None = None, prefix: tuple = ()) -> Run:
+    """One real ``pytest autograder`` run, in its own process group, killed past ``limit_s``: with the
+    grader of the checkout ``root``, as ``user`` (a ``pwd`` entry: tests/test_unprivileged.py) or as
+    ourselves, with ``env`` added to our environment, the command after ``prefix``."""
     tmpdir = workdir / "tmp"
     tmpdir.mkdir(parents=True, exist_ok=True)
     json_path = json_path or workdir / "out" / "results.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
     run = Run(case_id, submission, json_path, tmpdir)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NBGRADER"))}
-    env["TMPDIR"] = str(tmpdir)
-    cmd = grader_command(submission, json_path, extra=("-p", "no:randomly", *args))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NBGRADER"))}
+    environ.update(env or {})
+    environ["TMPDIR"] = str(tmpdir)
+    cmd = [*prefix, *grader_command(submission, json_path, root=root, extra=("-p", "no:randomly", *args))]
+    who = {} if user is None else {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=root, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True, **who)
     try:
         out, _ = proc.communicate(timeout=limit_s)
     except subprocess.TimeoutExpired:
