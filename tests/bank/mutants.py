@@ -325,7 +325,7 @@ NEW_MUTANTS: list = [
     _R("tok_decode_list_only", "tokenizer", "decode works on a list only: a tensor's elements are looked up "
        "in the dict as tensors", edits=(("tokenizer_code", "ids = ids.tolist()", "pass"),
                                         ("tokenizer_code", "self.itos[int(i)] for i in ids", "self.itos[i] for i in ids")),
-       expect="decode(a tensor of shape"),
+       expect="decode(ids=a tensor of shape"),
     _M("tok_stoi_from_one", "tokenizer", "tokenizer_code",
        "self.stoi = {ch: i for i, ch in enumerate(self.chars)}",
        "self.stoi = {ch: i for i, ch in enumerate(self.chars, 1)}",
