@@ -79,12 +79,12 @@ class Obj:
 
     def call(self, method: str | None, *args, _seed=None, _values=None, _timeout=None, **kwargs):
         name = f"{self.what}.{method}" if method else self.what
-        method_name = method or "forward"  # by its class in the worker, else by how the check named it
-        params = registry.parameters(f"{self.handle.type}.{method_name}") or registry.parameters(f"{self.what}.{method_name}")
+        called = method or "forward"
+        # the contract's parameter names: by the object's class in the worker, else by how the check named it
+        params = registry.parameters(f"{self.handle.type}.{called}") or registry.parameters(f"{self.what}.{called}")
         return self._ask(
             "call", describe_call(name, args, kwargs, params), method=method, args=list(args), kwargs=kwargs,
-            seed=_seed, values=_values, _timeout=_timeout,
-            _key=f"{self.handle.type}{self.variant}.{method or 'forward'}",
+            seed=_seed, values=_values, _timeout=_timeout, _key=f"{self.handle.type}{self.variant}.{called}",
         )
 
     def __call__(self, *args, **kwargs):
