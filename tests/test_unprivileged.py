@@ -10,7 +10,7 @@ student's folder), and grades, as that user, through ``pytest autograder``
 (``autograder.engine.command.grader_command``): the reference and the most telling hostile cases of
 the adversarial bank (tests/adversarial/cases.py), with the bank's own expectations
 (``test_adversarial.case_problems``), warm (a worker forked from the template) and cold
-(``GPTLAB_WORKER_START=cold``), plus one network case of its own. The bank's paths (``/work/main``)
+(``GPTLAB_WORKER_START=cold``), plus one network case of its own. The bank's paths (the checkout under test)
 are pointed at the copy. Afterwards: no process of the user is left, and no file of the copy, of the
 course folder or of the user's home changed.
 
@@ -150,7 +150,7 @@ def _changed(before: dict, after: dict) -> list[str]:
 
 
 def _retarget(path: Path, repo: Path, course: Path) -> None:
-    """Point the bank's hard-coded ``/work/main`` at the copy (and, where it is a list of roots to
+    """Point the bank's payloads (aimed at the checkout under test, ``H.REPO``) at the copy (and, where it is a list of roots to
     search, at the course folder too: the ``--reference`` lies in ``course/solutions``)."""
     import nbformat
 
@@ -158,9 +158,10 @@ def _retarget(path: Path, repo: Path, course: Path) -> None:
         return
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
-        if cell.cell_type == "code" and "/work/main" in cell.source:
-            cell.source = (cell.source.replace('"/work/main"', f'{str(repo)!r}, {str(course)!r}')
-                           .replace("/work/main", str(repo)))
+        checkout = str(H.REPO)
+        if cell.cell_type == "code" and checkout in cell.source:
+            cell.source = (cell.source.replace(repr(checkout).replace("'", '"'), f'{str(repo)!r}, {str(course)!r}')
+                           .replace(checkout, str(repo)))
     nbformat.write(nb, path)
 
 

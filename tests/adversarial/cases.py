@@ -91,8 +91,13 @@ class Case:
         return path, ctx
 
 
+# The checkout under test: hostile payloads aim at it (never at a fixed path of some machine), so a run
+# from any checkout tests that checkout's sandbox and can damage nothing else.
+CHECKOUT = str(H.REPO)
+
+
 def d(src: str) -> str:
-    return textwrap.dedent(src).strip("\n") + "\n"
+    return textwrap.dedent(src).strip("\n").replace("@CHECKOUT@", CHECKOUT) + "\n"
 
 
 # -- pieces of hostile code --------------------------------------------------------------------------
@@ -268,7 +273,7 @@ LEAK_PROBE = d("""
         except Exception:
             pass
 
-    for root in ("/work/main", os.getcwd(), *sys.path):
+    for root in ("@CHECKOUT@", os.getcwd(), *sys.path):
         for rel in ("solutions/gpt_lab.ipynb", "autograder/checks/hidden/test_quiz_hidden.py"):
             read(os.path.join(root, rel))
         for p in glob.glob(os.path.join(root, "solutions", "*")) + glob.glob(os.path.join(root, "autograder", "checks", "hidden", "*")):
@@ -301,7 +306,7 @@ LEAK_PROBE = d("""
 LEAK_GIT = d("""
     import os, re, zlib
     leaked, answers = [], None
-    for top, dirs, files in os.walk("/work/main/.git/objects"):
+    for top, dirs, files in os.walk("@CHECKOUT@/.git/objects"):
         for f in files:
             try:
                 raw = zlib.decompress(open(os.path.join(top, f), "rb").read())
@@ -455,16 +460,16 @@ def no_markers(run: "H.Run") -> list[str]:
 
 VANDAL = d("""
     import os, glob, shutil, subprocess
-    for p in ["/work/main/README.md", "/work/main/autograder/parts.toml", "/work/main/autograder/conftest.py",
-              "/work/main/solutions/gpt_lab.ipynb", *glob.glob("/work/main/autograder/**/*.py", recursive=True),
-              *glob.glob("/work/main/data/*")]:
+    for p in ["@CHECKOUT@/README.md", "@CHECKOUT@/autograder/parts.toml", "@CHECKOUT@/autograder/conftest.py",
+              "@CHECKOUT@/solutions/gpt_lab.ipynb", *glob.glob("@CHECKOUT@/autograder/**/*.py", recursive=True),
+              *glob.glob("@CHECKOUT@/data/*")]:
         for action in (lambda: open(p, "a").write("\\n# vandalised\\n"), lambda: os.remove(p),
                        lambda: os.chmod(p, 0), lambda: os.rename(p, p + ".bak")):
             try:
                 action()
             except Exception:
                 pass
-    for d in ("/work/main/autograder", "/work/main/.git", "/work/main/tests"):
+    for d in ("@CHECKOUT@/autograder", "@CHECKOUT@/.git", "@CHECKOUT@/tests"):
         try:
             shutil.rmtree(d)
         except Exception:
@@ -474,8 +479,8 @@ VANDAL = d("""
             os.remove(f)
         except Exception:
             pass
-    subprocess.run(["git", "-C", "/work/main", "checkout", "--orphan", "vandal"], capture_output=True)
-    subprocess.run(["git", "-C", "/work/main", "rm", "-rf", "."], capture_output=True)
+    subprocess.run(["git", "-C", "@CHECKOUT@", "checkout", "--orphan", "vandal"], capture_output=True)
+    subprocess.run(["git", "-C", "@CHECKOUT@", "rm", "-rf", "."], capture_output=True)
 """)
 
 
