@@ -1,0 +1,171 @@
+"""The banks graded in this process: every check's verdict and message, without a worker or pytest run.
+
+``grade(path)`` reads a submission as the grader does (``engine.load.read_submission``), runs its
+cells in a ``LocalSubmission`` (whose answers make the same JSON round trip as the worker's) and
+calls every check of the registry (``parts.checks_of(part, hidden=True)``: the same discovery,
+order and parametrisation as ``pytest autograder``'s collection), each on a reset submission, the
+hidden ones with the reference (``ref``). The outcomes are scored and written by the grader's own
+``engine.report`` into a results.json-shaped dict, so a test reads an in-process grade exactly as
+it reads an end-to-end one (``tests/bank/verdicts.py`` judges both).
+
+What this leaves out is what the slow tier covers (``pytest tests -m e2e_bank``): the worker's
+isolation, its time limits, the plugin's hooks. ``tests/test_bank_drift.py`` grades a sample of
+every bank both ways and asserts equal verdicts, so the two cannot drift apart.
+
+Programs are graded once per content (a sha256 of the submission's bytes): the 37 mistakes that are
+byte-identical to mutants cost nothing more.
+
+    from tests.bank import inprocess
+    data = inprocess.grade(path)           # results.json's dict: tests (name, status, output, ...), score
+    inprocess.verdicts(data)               # {"head: causal mask": ("failed", "message"), ...}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import io
+import os
+import warnings
+from pathlib import Path
+
+from tests.conftest import REFERENCE
+
+_CACHE: dict[tuple[str, str], dict] = {}
+# processes that grade a batch (grade_many); GPTLAB_INPROCESS_JOBS=1 grades in this process
+JOBS = int(os.environ.get("GPTLAB_INPROCESS_JOBS", "2"))
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _reference(path: Path):
+    """A fresh reference, as each grading run loads it (``plugin.grading.Grading.reference``)."""
+    from autograder.engine import load
+    from autograder.engine.submission import LocalSubmission
+
+    return LocalSubmission.from_program(load.definitions_only(load.read_submission(path, trusted=True)))
+
+
+def _submission(path: Path):
+    from autograder.engine import load
+    from autograder.engine.submission import LocalSubmission
+
+    program = load.read_submission(path)
+    sub = LocalSubmission.from_program(program)
+    sub.program = program  # what the checks' messages read, as from a RemoteSubmission (cell labels, .py)
+    return sub
+
+
+def _pytest_label(label: str, fn, kwargs: dict) -> str:
+    """The label pytest gives a parametrised check: ``parts.checks_of`` writes ``[value]``, pytest
+    writes the mark's ``ids`` when it has them (``[hs8]``, not ``[(16, 8)]``)."""
+    for mark in getattr(fn, "pytestmark", []):
+        ids = mark.kwargs.get("ids") if mark.name == "parametrize" else None
+        if ids is None or callable(ids):
+            continue
+        argname, values = mark.args[0], list(mark.args[1])
+        index = next(i for i, v in enumerate(values) if v is kwargs[argname] or v == kwargs[argname])
+        label = label.replace(f"[{kwargs[argname]}]", f"[{ids[index]}]")
+    return label
+
+
+def run_checks(sub, ref) -> list:
+    """Every check of every part on ``sub`` (reset before each), as ``report.Outcome``s in the
+    collection's order: each part's visible checks, then its hidden ones."""
+    from autograder import i18n
+    from autograder import parts as registry
+    from autograder.checks.verdicts import explain
+    from autograder.engine import report
+
+    outcomes = []
+    for part in registry.PARTS:
+        for label, fn, kwargs in registry.checks_of(part, hidden=True):
+            hidden = registry.is_hidden(fn.__module__)
+            args = {"sub": sub}
+            if "ref" in inspect.signature(fn).parameters:
+                args["ref"] = ref
+            try:
+                sub.reset()  # the `sub` fixture's reset
+                with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                        contextlib.redirect_stderr(io.StringIO()):
+                    fn(**args, **kwargs)
+                status, message = "passed", ""
+            except Exception as exc:  # noqa: BLE001 - every failure is a verdict, as in plugin/outcomes.py
+                while getattr(exc, "exceptions", None):  # hypothesis' groups, unwrapped as the plugin does
+                    exc = exc.exceptions[0]
+                status, message = "failed", explain(exc)
+            outcomes.append(report.Outcome(part, i18n.check_name(_pytest_label(label, fn, kwargs)), f"{fn.__module__}::{label}", hidden,
+                                           status, message))
+    return outcomes
+
+
+def _grade_uncached(path: Path, reference: Path) -> dict:
+    from autograder import parts as registry
+    from autograder.engine import report
+
+    sub = _submission(path)
+    outcomes = run_checks(sub, _reference(reference))
+    rubric, bonus = report.load_rubric()
+    data = report.gradescope_json(report.score_parts(outcomes, rubric, bonus, registry.HIDDEN.is_dir()))
+    data["load"] = [{"cell": c.number, "ok": c.ok, "error": c.error_type, "message": c.message}
+                    for c in sub.load_report]
+    return data
+
+
+def grade(path: str | Path, reference: str | Path = REFERENCE) -> dict:
+    """The results.json (as a dict) that grading ``path`` against ``reference`` in this process gives;
+    graded once per (submission content, reference content)."""
+    path, reference = Path(path), Path(reference)
+    key = (_digest(path), _digest(reference))
+    if key not in _CACHE:
+        _CACHE[key] = _grade_uncached(path, reference)
+    return _CACHE[key]
+
+
+def _child_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # as the grading process (plugin/grading.py): one thread per grading
+
+
+def _child_grade(args: tuple[str, str]) -> dict:
+    return _grade_uncached(Path(args[0]), Path(args[1]))
+
+
+def grade_many(paths: list, reference: str | Path = REFERENCE, jobs: int = JOBS) -> dict[Path, dict]:
+    """``grade`` for many submissions: each content graded once, in ``jobs`` fresh processes (spawned,
+    so that no state of this process, torch's threads included, reaches them; each grades many
+    programs, one after another, as this process would). Returns {path: results.json's dict}."""
+    paths, reference = [Path(p) for p in paths], Path(reference)
+    ref_digest = _digest(reference)
+    keys = {p: (_digest(p), ref_digest) for p in paths}
+    todo = list({k: p for p, k in keys.items() if k not in _CACHE}.items())
+    if todo and jobs > 1 and len(todo) > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(min(jobs, len(todo)), initializer=_child_init) as pool:
+            for (key, _), data in zip(todo, pool.map(_child_grade, [(str(p), str(reference)) for _, p in todo],
+                                                     chunksize=1)):
+                _CACHE[key] = data
+    else:
+        for key, p in todo:
+            _CACHE[key] = _grade_uncached(p, reference)
+    return {p: _CACHE[k] for p, k in keys.items()}
+
+
+def verdicts(data: dict) -> dict[str, tuple[str, str]]:
+    """results.json's checks: name -> (status, message)."""
+    return {t["name"]: (t.get("status"), str(t.get("output", ""))) for t in data.get("tests", [])}
+
+
+def result(data: dict, path: str | Path = "") -> dict:
+    """``data`` in the shape of a grade_class result (status, parts, max, data): what the bank's
+    verdict rules (tests/bank/verdicts.py) read."""
+    from autograder import parts as registry
+    from instructor.grade_class import part_scores
+
+    parts, maxima = part_scores(data, list(registry.PARTS))  # as grade_class reads a results.json
+    return {"status": "ok", "parts": parts, "max": maxima, "data": data, "path": str(path), "message": ""}
