@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -19,8 +18,6 @@ ASSIGNMENT = REPO / "assignment" / "gpt_lab.ipynb"
 # ids in the bank batch that are not edits (upper case: edit ids are lower case)
 REF_ID, REF_AGAIN_ID, ASSIGNMENT_ID = "REFERENCE", "REFERENCE_AGAIN", "ASSIGNMENT"
 BANK_JOBS = 2
-# GPTLAB_BANK=full also grades the extra mutants and alternatives of tests/bank (about twice the time)
-FULL_BANK = os.environ.get("GPTLAB_BANK", "") == "full"
 
 
 class EditError(Exception):
@@ -84,13 +81,17 @@ def failures(result: dict, part: str | None = None, limit: int = 3) -> str:
     return "; ".join(lines[:limit]) + more or result.get("message", "")
 
 
-def _collected_edits(session, name: str, param: str) -> list:
+def _collected_edits(session) -> list:
+    """The edits of tests/bank/banks.py that this session's end-to-end bank tests judge (every bank's,
+    when one of them is collected: the drift guard compares them all)."""
+    from tests.bank import banks
+
+    uses = any("bank_grades" in getattr(item, "fixturenames", ()) for item in session.items)
+    if not uses:
+        return []
     out, seen = [], set()
-    for item in session.items:
-        if Path(str(item.fspath)).name != name:
-            continue
-        edit = getattr(item, "callspec", None) and item.callspec.params.get(param)
-        if edit is not None and edit.id not in seen:
+    for _, edit in banks.all_cases():
+        if edit.id not in seen:
             seen.add(edit.id)
             out.append(edit)
     return out
@@ -99,13 +100,14 @@ def _collected_edits(session, name: str, param: str) -> list:
 @pytest.fixture(scope="session")
 def bank_grades(request, tmp_path_factory):
     """Grade, in ONE grade_many batch (jobs=2): the reference (twice, as two students), the
-    untouched assignment, and every mutant / alternative whose test this session runs.
+    untouched assignment, and every case of every bank (tests/bank/banks.py), each content once
+    (37 mistakes are byte-identical to mutants: their results are the mutants').
     Returns {"results": student -> result, "edit_errors": edit id -> message, "out": out dir}."""
+    import hashlib
+
     from instructor.grade_class import grade_many
 
-    edits = (_collected_edits(request.session, "test_mutants.py", "mutant")
-             + _collected_edits(request.session, "test_alternatives.py", "alternative")
-             + _collected_edits(request.session, "test_mistakes.py", "mistake"))
+    edits = _collected_edits(request.session)
     root = tmp_path_factory.mktemp("bank")
     subs = root / "submissions"
     paths: dict[str, Path] = {}
@@ -115,15 +117,24 @@ def bank_grades(request, tmp_path_factory):
     (subs / ASSIGNMENT_ID).mkdir()
     paths[ASSIGNMENT_ID] = Path(shutil.copy(ASSIGNMENT, subs / ASSIGNMENT_ID / "gpt_lab.ipynb"))
     reference = nbformat.read(paths[REF_ID], as_version=4)
-    edit_errors = {}
+    edit_errors, first, same_as = {}, {}, {}
     for edit in edits:
         try:
-            paths[edit.id] = write_edit(edit, subs, reference)
+            path = write_edit(edit, subs, reference)
         except EditError as exc:
             edit_errors[edit.id] = str(exc)
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() + path.suffix
+        if digest in first:
+            same_as[edit.id] = first[digest]  # byte-identical to a program already in the batch
+        else:
+            first[digest] = edit.id
+            paths[edit.id] = path
     # graded against the same snapshot of the reference that the edits were made from
     results = grade_many(paths, root / "out", jobs=BANK_JOBS, timeout=300, reference=paths[REF_ID])
-    return {"results": results, "edit_errors": edit_errors, "out": root / "out"}
+    for edit_id, twin in same_as.items():
+        results[edit_id] = results[twin]
+    return {"results": results, "edit_errors": edit_errors, "out": root / "out", "same_as": same_as}
 
 
 def pytest_sessionfinish(session):

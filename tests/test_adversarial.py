@@ -20,6 +20,8 @@ from tests import grade_snapshot
 from tests.adversarial import helpers as H
 from tests.adversarial.cases import ANY, BELOW, BY_ID, CASES, FULL, ZERO, Only, is_slow
 
+pytestmark = pytest.mark.hostile
+
 JOBS = 2
 SLACK_S = 90.0  # a run is killed this long past its budget (so an overrun is measured, not endless)
 

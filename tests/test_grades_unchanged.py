@@ -1,14 +1,19 @@
 """Every grade of the banks equals the snapshot's (``tests/grade_snapshot.py``): the grader's
-refactorings change no verdict. The adversarial bank compares its own runs (``test_adversarial``)."""
+refactorings change no verdict, end to end (the ``e2e_bank`` tier; the default tier compares the
+in-process grades: tests/test_bank_inprocess.py). The adversarial bank compares its own runs
+(``test_adversarial``)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
+
 from tests import grade_snapshot
 
 
+@pytest.mark.e2e_bank
 def test_bank_grades_unchanged(bank_grades):
     diffs = []
     for case_id, result in sorted(bank_grades["results"].items()):

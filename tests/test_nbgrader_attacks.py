@@ -36,7 +36,7 @@ def _have_data() -> bool:
     return CACHE_PATH.is_file() or bool(os.environ.get(ENV_VAR))
 
 
-pytestmark = pytest.mark.skipif(not _have_data(), reason="tiny Shakespeare is not available offline")
+pytestmark = [pytest.mark.hostile, pytest.mark.skipif(not _have_data(), reason="tiny Shakespeare is not available offline")]
 
 
 def _env() -> dict:

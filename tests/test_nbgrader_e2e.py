@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +39,7 @@ def _have_data() -> bool:
     return CACHE_PATH.is_file() or bool(os.environ.get(ENV_VAR))
 
 
-pytestmark = pytest.mark.skipif(not _have_data(), reason="tiny Shakespeare is not available offline")
+pytestmark = [pytest.mark.nbgrader, pytest.mark.skipif(not _have_data(), reason="tiny Shakespeare is not available offline")]
 
 
 def _env() -> dict:

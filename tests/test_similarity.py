@@ -98,6 +98,7 @@ def test_similarity_cli(page, tmp_path):
     assert proc.stdout.splitlines()[0].split()[1:] == list(klass_bank.PLANTED) and "1 pair(s) listed" in proc.stdout
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
 def test_similarity_page_in_a_headless_browser(page, tmp_path):
     from selenium import webdriver

@@ -29,7 +29,7 @@ pytest.importorskip("babel")
 
 from autograder import parts  # noqa: E402
 from instructor import i18n  # noqa: E402
-from instructor.generate import release_path, render, render_source, student_notebook  # noqa: E402
+from instructor.generate import release_path, render, render_source  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "solutions" / "gpt_lab.ipynb"

@@ -40,6 +40,8 @@ from tests.adversarial import cases as C
 from tests.adversarial import helpers as H
 from tests.test_adversarial import SLACK_S, _reference_names, case_problems
 
+pytestmark = pytest.mark.unprivileged
+
 USER = os.environ.get("GPTLAB_UNPRIV_USER", "gptlabuser")
 JOBS = 2
 WARM, COLD, NODEV = "warm", "cold", "nodev"

@@ -139,7 +139,7 @@ def student_traceback(exc: BaseException, limit_lines: int = 12) -> str:
 def short_message(exc: BaseException, limit: int = 300) -> str:
     try:
         text = str(exc)
-    except BaseException:  # a hostile __str__
+    except BaseException:  # noqa: BLE001 - a hostile __str__
         text = "<unprintable>"
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -158,7 +158,7 @@ def run_cell(namespace: dict, number: int, source: str, is_module: bool = False,
         # grader's (``from __future__ import annotations`` here must not turn its annotations
         # into strings)
         code = compile(source, filename, "exec", dont_inherit=True)
-        exec(code, namespace)
+        exec(code, namespace)  # noqa: S102 - running the cell is the point
     except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt are the student's too
         if type(exc).__name__ == "GraderTimeout":
             raise

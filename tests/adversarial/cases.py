@@ -147,7 +147,7 @@ def train_prelude(body: str):
     return H.substitute("train_code", TRAIN_START, textwrap.indent(d(body), " " * 4) + TRAIN_START)
 
 
-FORK_BOMB = d(f"""
+FORK_BOMB = d("""
     import os, time
     # guarded: only inside the grader's PID namespace (the worker is PID 1 there), at most 500 forks
     if os.getpid() == 1:

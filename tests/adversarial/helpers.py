@@ -70,14 +70,14 @@ def reference_quiz(nb=None) -> dict:
     nb = nb or reference_nb()
     ns: dict = {}
     src = nb.cells[cell_index(nb, "quiz_code")].source
-    exec("\n".join(l for l in src.splitlines() if not l.startswith("###")), ns)
+    exec("\n".join(line for line in src.splitlines() if not line.startswith("###")), ns)
     return ns["quiz_answers"]
 
 
 def wrong_quiz(nb=None) -> dict:
     """Answers that differ from the reference's on every question."""
     right = reference_quiz(nb)
-    return {q: next(l for l in "abcd" if l != a.strip().lower()) for q, a in right.items()}
+    return {q: next(c for c in "abcd" if c != a.strip().lower()) for q, a in right.items()}
 
 
 # Edits: functions nb -> nb (on a copy). Composable.
@@ -148,7 +148,8 @@ def as_module(nb) -> str:
         meta = c.metadata.get("nbgrader") or {}
         if meta.get("grade") and not meta.get("solution"):
             continue
-        out.append("# %%\n" + "\n".join(l for l in c.source.splitlines() if not l.lstrip().startswith(("%", "!"))))
+        out.append("# %%\n" + "\n".join(line for line in c.source.splitlines()
+                                          if not line.lstrip().startswith(("%", "!"))))
     return "\n\n".join(out) + "\n"
 
 
