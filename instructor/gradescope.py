@@ -94,9 +94,8 @@ def pyproject_text() -> str:
     from instructor.handout import pyproject_text as handout_pyproject
 
     text = handout_pyproject().replace('name = "gpt-lab-handout"', 'name = "gpt-lab-grader"')
-    return text.replace('packages = ["autograder", "autograder.checks", "autograder.engine", "data"]',
-                        'packages = ["autograder", "autograder.checks", "autograder.checks.hidden", "autograder.engine", '
-                        '"data", "instructor"]')
+    # the grader's zip holds the hidden checks and instructor/ too: found like every other package
+    return text.replace('include = ["autograder*", "data*"]', 'include = ["autograder*", "data*", "instructor*"]')
 
 
 def _files(lang: str | None = None) -> dict[str, Path | str]:

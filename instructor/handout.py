@@ -98,11 +98,11 @@ dependencies = [
 {deps},
 ]
 
-[tool.setuptools]
-packages = ["autograder", "autograder.checks", "autograder.engine", "data"]
+[tool.setuptools.packages.find]
+include = ["autograder*", "data*"]
 
 [tool.setuptools.package-data]
-autograder = ["*.toml"]
+autograder = ["*.toml", "locale/*/LC_MESSAGES/*.mo"]
 "autograder.checks" = ["*.json"]
 
 [tool.pytest.ini_options]

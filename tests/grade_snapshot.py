@@ -12,7 +12,7 @@ and the score. The tests compare each grade they obtain with it:
 - the score is compared when the rubric is the one the snapshot was taken under (a change of
   points is not a change of verdicts: the statuses still have to match).
 
-    GPTLAB_GRADES_SNAPSHOT=record pytest tests/test_mutants.py ...   # (re)write the cases it grades
+    GPTLAB_GRADES_SNAPSHOT=record pytest tests/test_bank_inprocess.py   # (re)write the banks' cases (in-process)
 """
 
 from __future__ import annotations
