@@ -50,13 +50,42 @@ def _reference(path: Path):
 
 
 def _submission(path: Path):
-    from autograder.engine import load
+    """The submission's cells run in a LocalSubmission, as the worker runs them (``worker_ops.op_exec_cell``):
+    its module registered in ``sys.modules`` under the worker's name (``submission`` for a .py, ``__main__``
+    for a notebook), so that code looking its module up (a @dataclass) behaves as it does there. The
+    caller restores ``sys.modules`` (``_own_modules``)."""
+    from autograder.engine import load, run_cells
     from autograder.engine.submission import LocalSubmission
 
     program = load.read_submission(path)
-    sub = LocalSubmission.from_program(program)
+    sub = LocalSubmission()
+    is_module = program.path.suffix == ".py"
+    run_cells.register(sub.runtime.module, is_module)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        for cell in program.cells:
+            sub.load_report.append(run_cells.run_cell(sub.runtime.ns, cell.number, load.python_source(cell),
+                                                      is_module, cell.label))
     sub.program = program  # what the checks' messages read, as from a RemoteSubmission (cell labels, .py)
     return sub
+
+
+@contextlib.contextmanager
+def _own_modules():
+    """The submission's module names (``__main__``, ``submission``) given back as they were."""
+    import sys
+
+    from autograder.engine import run_cells
+
+    names = (run_cells.MODULE_NAME, run_cells.NOTEBOOK_MODULE)
+    saved = {n: sys.modules.get(n) for n in names}
+    try:
+        yield
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
 
 
 def _pytest_label(label: str, fn, kwargs: dict) -> str:
@@ -106,8 +135,10 @@ def _grade_uncached(path: Path, reference: Path) -> dict:
     from autograder import parts as registry
     from autograder.engine import report
 
-    sub = _submission(path)
-    outcomes = run_checks(sub, _reference(reference))
+    ref = _reference(reference)
+    with _own_modules():
+        sub = _submission(path)
+        outcomes = run_checks(sub, ref)
     rubric, bonus = report.load_rubric()
     data = report.gradescope_json(report.score_parts(outcomes, rubric, bonus, registry.HIDDEN.is_dir()))
     data["load"] = [{"cell": c.number, "ok": c.ok, "error": c.error_type, "message": c.message}
