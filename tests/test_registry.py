@@ -201,6 +201,7 @@ def toy(tmp_path_factory):
     return {"root": root, "generate": generate, "pytest": results, "nbgrader": nbgrader, "release": release}
 
 
+@pytest.mark.nbgrader  # the toy part's fixture runs real nbgrader (generate, autograde)
 def test_toy_part_graded_by_pytest(toy):
     assert "check_toy: points 0 -> 0.25" in toy["generate"] and "check_gpt: points 0.5 -> 1.0" in toy["generate"]
     ref, stub = toy["pytest"]["reference"], toy["pytest"]["stub"]
@@ -208,6 +209,7 @@ def test_toy_part_graded_by_pytest(toy):
     assert ref["gpt"] == (1.0, 1.0)
 
 
+@pytest.mark.nbgrader  # the toy part's fixture runs real nbgrader (generate, autograde)
 def test_toy_part_graded_by_nbgrader_as_by_pytest(toy):
     for name in ("reference", "stub"):
         nb, py = toy["nbgrader"][name], toy["pytest"][name]
@@ -217,6 +219,7 @@ def test_toy_part_graded_by_nbgrader_as_by_pytest(toy):
     assert toy["nbgrader"]["reference"]["gpt"][1] == 1.0
 
 
+@pytest.mark.nbgrader  # the toy part's fixture runs real nbgrader (generate, autograde)
 def test_toy_part_reaches_the_release(toy):
     sources = [c.source for c in toy["release"].cells]
     assert 'from autograder.notebook import check\ncheck("toy", globals())' in sources
