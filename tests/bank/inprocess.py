@@ -6,7 +6,7 @@ calls every check of the registry (``parts.checks_of(part, hidden=True)``: the s
 order and parametrisation as ``pytest autograder``'s collection), each on a reset submission, the
 hidden ones with the reference (``ref``). The outcomes are scored and written by the grader's own
 ``engine.report`` into a results.json-shaped dict, so a test reads an in-process grade exactly as
-it reads an end-to-end one (``tests/bank/verdicts.py`` judges both).
+it reads an end-to-end one (``tests/bank/banks.py``'s rules judge both).
 
 What this leaves out is what the slow tier covers (``pytest tests -m e2e_bank``): the worker's
 isolation, its time limits, the plugin's hooks. ``tests/test_bank_drift.py`` grades a sample of
@@ -194,7 +194,7 @@ def verdicts(data: dict) -> dict[str, tuple[str, str]]:
 
 def result(data: dict, path: str | Path = "") -> dict:
     """``data`` in the shape of a grade_class result (status, parts, max, data): what the bank's
-    verdict rules (tests/bank/verdicts.py) read."""
+    verdict rules (tests/bank/banks.py) read."""
     from autograder import parts as registry
     from instructor.grade_class import part_scores
 
