@@ -94,6 +94,7 @@ def test_cluster_manifest_same_ids_as_grade_class(tmp_path):
         load(tmp_path / "bad.csv")
 
 
+@pytest.mark.e2e_paths
 def test_grade_item_idempotent_skips_and_regrades_on_change(tmp_path):
     subs = _class(tmp_path, **{"a.py": BROKEN})
     m = build(subs, tmp_path / "m.json")
@@ -126,6 +127,7 @@ def test_grade_item_regrades_a_changed_submission_or_grader(tmp_path, fake_gradi
     assert what == "graded"
 
 
+@pytest.mark.e2e_paths
 def test_grade_item_two_at_once_leave_one_whole_file(tmp_path):
     subs = _class(tmp_path, **{"a.py": BROKEN})
     build(subs, tmp_path / "m.json")
@@ -141,6 +143,7 @@ def test_grade_item_two_at_once_leave_one_whole_file(tmp_path):
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [".runs", "a.json"]
 
 
+@pytest.mark.e2e_paths
 def test_grade_item_cli_task_slice_and_bad_input(tmp_path):
     subs = _class(tmp_path, **{"a.py": BROKEN, "b.py": BROKEN, "c.py": BROKEN})
     build(subs, tmp_path / "m.json")

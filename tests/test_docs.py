@@ -80,6 +80,7 @@ def test_docs_show_commands():
 
 
 @pytest.mark.parametrize("doc,argv", COMMANDS, ids=[" ".join(a)[:60] for _, a in COMMANDS])
+@pytest.mark.commands
 def test_docs_command_runs_help_and_knows_its_options(doc, argv):
     if argv[0] == "pytest":
         text = _help(("-m", "pytest", "autograder", "-p", "no:cacheprovider"))

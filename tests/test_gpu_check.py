@@ -16,7 +16,8 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "benchmarks" / "gpu_check.py"
 
-pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback; a GPU is here")
+pytestmark = [pytest.mark.e2e_paths,
+              pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback; a GPU is here")]
 
 
 def _load():

@@ -62,6 +62,7 @@ EXPECTED = {"dan": "ok", "alice": "ok", "bob": "ok", "carol": "ok", "erin": "ok"
             "zoe": "missing"}
 
 
+@pytest.mark.e2e_paths
 def test_grade_class_every_student_gets_a_row_with_its_status(klass):
     rows = {r["student"]: r for r in _rows(klass["out"])}
     assert set(rows) == {"max", *klass["students"]}, klass["stdout"]
@@ -82,6 +83,7 @@ def test_grade_class_every_student_gets_a_row_with_its_status(klass):
     assert "exited with status 1" in json.loads((klass["out"] / "crash.json").read_text())["output"]
 
 
+@pytest.mark.e2e_paths
 def test_grade_class_a_student_not_graded_never_looks_like_a_zero(klass):
     rows = {r["student"]: r for r in _rows(klass["out"])}
     for student in ("broken", "notes", "hung", "zoe"):
@@ -98,6 +100,7 @@ def test_grade_class_a_student_not_graded_never_looks_like_a_zero(klass):
         assert rows[student]["problem"] == "", rows[student]
 
 
+@pytest.mark.e2e_paths
 def test_grade_class_summary_lists_every_problem_in_one_line(klass):
     summary = (klass["out"] / "summary.txt").read_text()
     assert summary.strip() in klass["stdout"], klass["stdout"]
@@ -112,12 +115,14 @@ def test_grade_class_summary_lists_every_problem_in_one_line(klass):
     assert "NOT graded" in listed["hung"] and "needs a look" in listed["tampered"]
 
 
+@pytest.mark.e2e_paths
 def test_grade_class_progress_shows_count_time_left_and_errors(klass):
     err = klass["stderr"]
     assert "12/12" in err and "not graded" in err and "tampered" in err, err[-2000:]
     assert "<" in err and "submission" in err  # tqdm's elapsed<left estimate
 
 
+@pytest.mark.e2e_paths
 def test_grade_class_csv_parts_add_up_exactly_to_totals(klass):
     rows = _rows(klass["out"])
     assert rows[0]["student"] == "max"
@@ -130,6 +135,7 @@ def test_grade_class_csv_parts_add_up_exactly_to_totals(klass):
             assert all(Decimal(row[p]) <= Decimal(rows[0][p]) for p in rubric_parts()), row
 
 
+@pytest.mark.e2e_paths
 def test_grade_class_lms_exports_have_the_maximum_and_every_student(klass):
     with open(klass["out"] / "canvas.csv", newline="") as f:
         canvas = list(csv.DictReader(f))
@@ -143,6 +149,7 @@ def test_grade_class_lms_exports_have_the_maximum_and_every_student(klass):
     assert moodle["mutant"]["gpt_lab"] == next(r["total"] for r in _rows(klass["out"]) if r["student"] == "mutant")
 
 
+@pytest.mark.e2e_paths
 def test_grade_class_similarity_page_has_the_planted_pair_on_top(klass):
     page = (klass["out"] / "similarity.html").read_text()
     first = page.index("class='pair'")
@@ -150,6 +157,7 @@ def test_grade_class_similarity_page_has_the_planted_pair_on_top(klass):
     assert page.count("class='pair'") == 1, "an honest pair is listed as worth a look"
 
 
+@pytest.mark.e2e_paths
 def test_grade_class_timeout_does_not_hold_up_the_others(klass):
     results = {s: e["result"] for s, e in klass["cache"]["students"].items()}
     hung = results["hung"]
@@ -160,6 +168,7 @@ def test_grade_class_timeout_does_not_hold_up_the_others(klass):
     assert all(r["seconds"] < klass_bank.TIMEOUT_S for r in others), results
 
 
+@pytest.mark.e2e_paths
 def test_grade_class_rerun_skips_unchanged_then_force_regrades(klass):
     out, subs = klass["out"], klass["subs"]
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("[!.]*.json")}

@@ -86,6 +86,7 @@ def test_zip_contents(zip_path):
     assert "GPTLAB_GRADESCOPE_ROOT" in run and "results.json" in run
 
 
+@pytest.mark.e2e_paths
 def test_reference_full_marks(tmp_path, zip_path):
     root = layout(tmp_path, zip_path, REPO / "solutions" / "gpt_lab.ipynb")
     data = run_autograder(root)
@@ -98,6 +99,7 @@ def test_reference_full_marks(tmp_path, zip_path):
     assert all(t["visibility"] == "visible" for t in data["tests"] if t not in hidden)
 
 
+@pytest.mark.e2e_paths
 def test_stub_scores_zero(tmp_path, zip_path):
     # a student's file name other than gpt_lab.ipynb, inside a folder, next to a checkpoint copy
     root = layout(tmp_path, zip_path, None)
@@ -135,6 +137,7 @@ def test_find_submission_prefers_gpt_lab(tmp_path):
     assert chosen.name == "gpt_lab.ipynb" and "several notebooks" in note
 
 
+@pytest.mark.e2e_paths
 def test_list_metadata_is_graded(tmp_path, zip_path):
     """Notebook and cell metadata that are lists (invalid for nbformat): graded, not 'autograder failed'."""
     data = json.loads((REPO / "solutions" / "gpt_lab.ipynb").read_text())
@@ -157,6 +160,7 @@ def test_link_to_the_reference_is_refused(tmp_path, zip_path):
     assert data["score"] == 0 and "link" in data["output"]
 
 
+@pytest.mark.e2e_paths
 def test_budget_half_the_platform_limit(tmp_path, zip_path):
     """With a 200 s platform limit, a submission whose cells take 90 s (each under the cell limit) is
     cut at its budget and the report is written within half the limit (100 s), saying what was not run."""

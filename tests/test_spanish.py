@@ -278,6 +278,7 @@ def _have_data() -> bool:
 
 
 @pytest.mark.skipif(not _have_data(), reason="tiny Shakespeare is not available offline")
+@pytest.mark.nbgrader
 def test_spanish_nbgrader_course(tmp_path, spanish):
     """The Spanish course: its release is the committed Spanish notebook; nbgrader autograde gives the
     Spanish reference full marks, the untouched Spanish notebook the given MultiHeadAttention's points,

@@ -83,6 +83,7 @@ def graded(tmp_path_factory):
             "zygote_after": zygote_after}
 
 
+@pytest.mark.e2e_paths
 def test_warm_pool_grades_identical_to_cold(graded):
     root, students = graded["root"], list(graded["paths"])
     warm, cold = _grades(root / "warm", students), _grades(root / "cold", students)
@@ -97,6 +98,7 @@ def test_warm_pool_grades_identical_to_cold(graded):
     assert graded["warm"]["reference"]["status"] == "ok"
 
 
+@pytest.mark.e2e_paths
 def test_warm_pool_survives_hostile_submission(graded):
     assert graded["zygote"] is not None and graded["zygote"] == graded["zygote_after"], "the zygote was replaced"
     assert psutil.pid_exists(graded["zygote"])
