@@ -423,7 +423,7 @@ def outside_markers(folder: Path) -> dict:
     tag = f"gptlab-adv-marker-{os.getpid()}-{folder.name}"
     places = {
         "python stdlib": sysconfig.get_paths()["stdlib"],
-        "/work/shared": "/work/shared",
+        "the checkout's parent folder": str(H.REPO.parent),  # beside the checkout under test, never a fixed path
         "grader HOME": os.path.expanduser("~"),
         "/tmp": "/tmp",
         "repository": str(H.REPO),
@@ -688,7 +688,7 @@ CASES: list[Case] = [
     Case("vandalise_repo", "forgery", "deletes / edits / chmods repository files, the working directory, git",
          edits=(H.after_imports(VANDAL),), after=submission_unchanged),
     Case("write_outside_sandbox", "forgery",
-         "creates files in the stdlib, /work/shared, HOME, /tmp, the repo, the submission and results folders",
+         "creates files in the stdlib, the checkout's parent folder, HOME, /tmp, the repo, the submission and results folders",
          context=outside_markers, source_of=write_markers_edits, after=no_markers),
 
     # reading the reference or the hidden checks
