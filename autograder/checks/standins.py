@@ -297,12 +297,10 @@ class RecordingSGD:
                 p.add_(p.grad, alpha=-self.lr)
 
 
-# The loss of an evaluation forward carries, on top of the batch's value, how it was run:
-# + TRAIN_MODE_OFFSET in train mode, + GRAD_OFFSET with autograd on. The grading process reads
-# them back from the means that estimate_loss returns (see test_estimate_loss): with at most 3
-# forwards per split, a + 4 b (a, b <= 3) tells a and b apart, and the batches' own values stay
-# below 10, so the offsets never mix with them.
-TRAIN_MODE_OFFSET, GRAD_OFFSET = 1000.0, 4000.0
+# The loss of an evaluation forward carries, on top of the batch's value, how it was run: + a
+# train-mode offset in train mode, + an autograd offset with autograd on. The grading process picks
+# both afresh for every run (see test_estimate_loss) and reads them back from the means that
+# estimate_loss returns: no constant of the grader's code tells a submission what to subtract.
 
 
 class EvalModel(nn.Module):
@@ -310,17 +308,23 @@ class EvalModel(nn.Module):
     the offsets above, so the expected means are known exactly and the mode and autograd state
     of every forward come back inside the result (nothing to read or forge in the worker)."""
 
-    def __init__(self):
+    def __init__(self, train_offset: float = 1000.0, grad_offset: float = 5000.0):
         super().__init__()
         self.weight = nn.Parameter(torch.ones((), dtype=torch.float64))
+        offsets = (float(train_offset), float(grad_offset))  # in forward's closure, not on the model
+
+        def forward(idx, targets=None):
+            logits = torch.zeros(*idx.shape, 4, device=idx.device)  # (B, T, 4)
+            loss = None
+            if targets is not None:
+                offset = offsets[0] * self.training + offsets[1] * torch.is_grad_enabled()
+                loss = self.weight * (targets[0, 0].double() / 100.0) + offset
+            return logits, loss
+
+        self._forward = forward
 
     def forward(self, idx, targets=None):
-        logits = torch.zeros(*idx.shape, 4, device=idx.device)  # (B, T, 4)
-        loss = None
-        if targets is not None:
-            offset = TRAIN_MODE_OFFSET * self.training + GRAD_OFFSET * torch.is_grad_enabled()
-            loss = self.weight * (targets[0, 0].double() / 100.0) + offset
-        return logits, loss
+        return self._forward(idx, targets)
 
 
 def eval_batches(values: dict):
