@@ -81,13 +81,20 @@ def grade(path: Path, parts: tuple[str, ...] | None = None) -> dict[str, dict]:
     return out
 
 
-def grade_apart(path: Path, parts: tuple[str, ...] | None = None) -> dict[str, dict]:
+def _grade_planted(path, parts, plant):
+    if plant is not None:
+        plant()  # a planted bug: a defence removed, in this child only
+    return grade(path, parts)
+
+
+def grade_apart(path: Path, parts: tuple[str, ...] | None = None, plant=None) -> dict[str, dict]:
     """``grade`` in a forked child: whatever a submission does to this process (in the worker it
-    would do it to the worker) dies with the child."""
+    would do it to the worker) dies with the child; so does ``plant`` (a module-level function that
+    removes a defence, for planted-bug rows)."""
     import multiprocessing
 
     with multiprocessing.get_context("fork").Pool(1) as pool:
-        return pool.apply(grade, (str(path), parts))
+        return pool.apply(_grade_planted, (str(path), parts, plant))
 
 
 def share(result: dict, pid: str) -> Fraction:

@@ -345,6 +345,11 @@ def eval_batches(values: dict):
     return get_batch_fn
 
 
+# every class of the grader that lives in the worker: the worker's guard restores them after each
+# request (engine/worker_ops.Guard), so a submission's patch of one at load time is gone when a check runs
+GRADER_CLASSES = (Probe, ProbeHead, ProbeMultiHead, ProbeFeedForward, ProbeBlock, BatchStream, TinyLM, RecordingSGD,
+                  EvalModel)
+
 FACTORIES = {
     "Probe": Probe,
     "ProbeBlock": ProbeBlock,

@@ -50,9 +50,18 @@ class Guard:
                    torch.testing, torch.random, executor, objects, protocol, module_state, sys.modules[__name__],
                    torch.Tensor, torch.nn.Module]
         self.snapshots = [(t, dict(vars(t))) for t in targets]
+        # the grader's own classes in the worker (stand-ins, probes, the models train and estimate_loss
+        # run on): restored whole, attributes added by the submission removed too
+        self.classes = [(cls, dict(vars(cls))) for cls in objects.GRADER_CLASSES]
 
     def restore(self) -> None:
-        for target, snapshot in self.snapshots:
+        for cls, snapshot in self.classes:
+            for name in [n for n in vars(cls) if n not in snapshot]:
+                try:
+                    delattr(cls, name)
+                except (AttributeError, TypeError):
+                    pass
+        for target, snapshot in self.snapshots + self.classes:
             current = vars(target)
             for name, value in snapshot.items():
                 if current.get(name, _MISSING) is not value:
