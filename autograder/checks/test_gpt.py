@@ -7,7 +7,8 @@ FeedForward costs nothing here.
 import torch
 import torch.nn.functional as F
 
-from autograder.checks.verdicts import close, expect, need, number, tensor
+from autograder.checks.verdicts import close, expect, fail, need, number, tensor, their_lines
+from autograder.engine.submission import SubmissionFailure
 from autograder.checks.standins import ProbeBlock
 from autograder.i18n import N_, tr, translate
 
@@ -118,3 +119,18 @@ def test_gpt_loss(sub):
         close(torch.tensor(number(loss, "loss")), want.float(), tr("loss (batch of {B})").format(B=B), atol=1e-5,
               hint=tr("the loss is the mean cross-entropy of the B*T rows of logits against the B*T targets, "
                       "each row matched with its own target"))
+
+
+def test_gpt_tensors_on_the_input_device(sub):
+    """Tensors that forward creates (the position ids) live on idx's device: run as if idx were on
+    a GPU, a tensor made without a device must not meet it (the model must run on CPU and CUDA alike)."""
+    model, _ = _gpt(sub)
+    idx = torch.randint(V, (2, 4), generator=torch.Generator().manual_seed(9))
+    try:
+        sub.make("OnAnotherDevice", model)(idx)
+    except SubmissionFailure as exc:
+        if exc.kind != "DeviceMismatch":
+            raise
+        fail(tr("GPTLanguageModel.forward creates a tensor (the position ids?) without giving it the device of idx: "
+                "it passes on a CPU, but on a GPU the model fails with a device error. Create tensors inside "
+                "forward on idx's device{where}").format(where=their_lines(exc)))
