@@ -421,6 +421,13 @@ class OnAnotherDevice(nn.Module):
             return self.model(*args, **kwargs)
 
 
+def arguments_after_call(fn, *args):
+    """Call ``fn(*args)`` and return the arguments as they are afterwards: a function that changes
+    its input in place shows it in what comes back (compared in the grading process with what was sent)."""
+    fn(*args)
+    return list(args)
+
+
 # every class of the grader that lives in the worker: the worker's guard restores them after each
 # request (engine/worker_ops.Guard), so a submission's patch of one at load time is gone when a check runs
 GRADER_CLASSES = (Probe, ProbeHead, ProbeMultiHead, ProbeFeedForward, ProbeBlock, BatchStream, TinyLM, RecordingSGD,
@@ -437,4 +444,5 @@ FACTORIES = {
     "LayerNorm": nn.LayerNorm,
     "oracle_model": oracle_model,
     "OnAnotherDevice": OnAnotherDevice,
+    "arguments_after_call": arguments_after_call,
 }
