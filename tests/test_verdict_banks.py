@@ -19,6 +19,7 @@ import nbformat
 import pytest
 import torch
 
+from tests.bank.blind_spots import BLIND_SPOTS, NOW_ACCEPTED
 from tests.bank.do_nothing import DO_NOTHING, MAX_SHARE
 from tests.bank.lying import PAIRS
 from tests.verdict_grades import REFERENCE, grade_apart, share
@@ -69,6 +70,26 @@ def test_a_do_nothing_part_keeps_at_most_a_quarter_and_costs_nothing_elsewhere(r
     assert got[rewrite.part]["score"] < reference_grade[rewrite.part]["score"]
     elsewhere = [p for p in got if p != rewrite.part and got[p]["score"] != reference_grade[p]["score"]]
     assert not elsewhere, f"{rewrite.id} costs points in {elsewhere}: {[got[p]['failed'] for p in elsewhere]}"
+
+
+@pytest.mark.parametrize("mutant", BLIND_SPOTS, ids=[m.id for m in BLIND_SPOTS])
+def test_a_blind_spot_is_caught_in_its_own_part_and_named(reference_nb, reference_grade, tmp_path, mutant):
+    from tests.conftest import write_edit
+
+    got = grade_apart(write_edit(mutant, tmp_path, reference_nb))
+    assert got[mutant.part]["score"] < reference_grade[mutant.part]["score"], f"{mutant.id} ({mutant.why}) not caught"
+    assert any(mutant.expect in m for m in got[mutant.part]["failed"].values()), got[mutant.part]["failed"]
+    elsewhere = [p for p in got if p != mutant.part and got[p]["score"] != reference_grade[p]["score"]]
+    assert not elsewhere, f"{mutant.id} costs points in {elsewhere}: {[got[p]['failed'] for p in elsewhere]}"
+
+
+@pytest.mark.parametrize("alternative", NOW_ACCEPTED, ids=[a.id for a in NOW_ACCEPTED])
+def test_what_the_contract_allows_keeps_full_marks(reference_nb, tmp_path, alternative):
+    from tests.conftest import write_edit
+
+    got = grade_apart(write_edit(alternative, tmp_path, reference_nb))
+    lost = {p: g["failed"] for p, g in got.items() if g["score"] != g["points"]}
+    assert not lost, f"{alternative.id} ({alternative.why}) loses points: {lost}"
 
 
 def test_the_reference_keeps_full_marks_in_process(reference_grade):
