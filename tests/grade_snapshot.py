@@ -30,11 +30,14 @@ _recorded: dict[str, dict] = {}
 
 
 def rubric_key() -> str:
-    """What the scores depend on besides the verdicts: the points of every part."""
+    """What the scores depend on besides the verdicts: the points of every part and the weights of
+    its checks (``[parts.<id>.weights]``)."""
+    from autograder import parts
     from autograder.engine.report import load_rubric
 
     points, bonus = load_rubric()
-    return hashlib.sha256(json.dumps([sorted((p, str(v)) for p, v in points.items()), sorted(bonus)])
+    weights = sorted((p.id, sorted(p.weights)) for p in parts.all_parts())
+    return hashlib.sha256(json.dumps([sorted((p, str(v)) for p, v in points.items()), sorted(bonus), weights])
                           .encode()).hexdigest()[:16]
 
 

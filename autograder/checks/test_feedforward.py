@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checks.verdicts import expect, fail, need, tensor
+from autograder.checks.verdicts import expect, fail, fails, need, owned_by, tensor
 from autograder.i18n import N_, tr, translate
 
 C = 8
@@ -80,6 +80,9 @@ def test_feedforward_dropout_only_in_train_mode(sub):
            tr("in train mode with dropout 0.5 nothing is dropped: end net with nn.Dropout(dropout)"))
 
 
+_NONLINEAR = ("nonlinear", fails(lambda sub: test_feedforward_nonlinear(sub), N_("the network is linear")))
+
+
 def test_feedforward_computes_linear_relu_linear(sub):
     """forward(x) = Linear2(ReLU(Linear1(x))), nothing added: the grader writes known weights into the
     module's two Linear layers and compares with the formula computed here (atol 1e-5: float32
@@ -99,13 +102,15 @@ def test_feedforward_computes_linear_relu_linear(sub):
     if torch.allclose(got, want, atol=1e-5):
         return
     causes = {
-        N_("another activation than ReLU between the layers (the contract's network uses ReLU)"):
+        N_("GELU (or another activation) instead of ReLU between the layers: the contract's network uses ReLU"):
             F.linear(F.gelu(hidden), w2, b2),
         N_("the input is added to the output: the residual connection belongs in DecoderBlock.forward, not in FeedForward"):
             want + x,
-        N_("no activation between the two Linear layers"): F.linear(hidden, w2, b2),
     }
     named = [translate(why) for why, value in causes.items() if torch.allclose(got, value, atol=1e-5)]
+    with owned_by(sub, _NONLINEAR):  # a network without its activation: 'nonlinear' names the cause
+        expect(named or not torch.allclose(got, F.linear(hidden, w2, b2), atol=1e-5),
+               tr("no activation between the two Linear layers"))
     fail(tr("FeedForward(n_embd={C}) does not compute Linear -> ReLU -> Linear with its own "
             "layers' weights (max difference {max:.3g})")
          .format(C=C, max=(got - want).abs().max().item())

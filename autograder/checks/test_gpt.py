@@ -7,7 +7,7 @@ FeedForward costs nothing here.
 import torch
 import torch.nn.functional as F
 
-from autograder.checks.verdicts import close, expect, fail, need, number, tensor, their_lines
+from autograder.checks.verdicts import close, expect, fail, fails, need, number, owned_by, tensor, their_lines
 from autograder.engine.submission import SubmissionFailure
 from autograder.checks.standins import ProbeBlock
 from autograder.i18n import N_, tr, translate
@@ -121,13 +121,17 @@ def test_gpt_loss(sub):
                       "each row matched with its own target"))
 
 
+_LOGITS = ("logits", fails(lambda sub: test_gpt_logits(sub), N_("the logits are wrong")))
+
+
 def test_gpt_tensors_on_the_input_device(sub):
     """Tensors that forward creates (the position ids) live on idx's device: run as if idx were on
     a GPU, a tensor made without a device must not meet it (the model must run on CPU and CUDA alike)."""
     model, _ = _gpt(sub)
     idx = torch.randint(V, (2, 4), generator=torch.Generator().manual_seed(9))
     try:
-        sub.make("OnAnotherDevice", model)(idx)
+        with owned_by(sub, _LOGITS):  # a forward that fails anyway: 'logits' reports it
+            sub.make("OnAnotherDevice", model)(idx)
     except SubmissionFailure as exc:
         if exc.kind != "DeviceMismatch":
             raise

@@ -74,7 +74,8 @@ def which_loop(state):
 
 
 def diagnose(events) -> str:
-    """A hint from the grader's call record (for messages only, never a verdict)."""
+    """What the grader's call record says is wrong with a loop's steps, or "" (for messages only:
+    a loop can write to the record, so it never decides a verdict)."""
     if not isinstance(events, list):
         return ""
     events = [e for e in events if e in ("forward", "backward", "step", "zero_grad")]
@@ -82,6 +83,20 @@ def diagnose(events) -> str:
         return tr("loss.backward() is never called")
     if events.count("step") == 0:
         return tr("optimizer.step() is never called")
+    since_step, stepped, backwards = [], False, 0
+    for e in events:
+        if e == "backward":
+            backwards += 1
+            since_step, stepped = [], False
+        elif e == "step":
+            if backwards == 0 or stepped:
+                return tr("optimizer.step() runs before loss.backward() in an iteration")
+            if "zero_grad" in since_step:
+                return tr("the gradients are reset between loss.backward() and optimizer.step(), so the step "
+                          "does nothing")
+            stepped, since_step = True, []
+        else:
+            since_step.append(e)
     return ""
 
 
@@ -109,15 +124,15 @@ def test_train_returns_step_losses(sub):
     """A list of max_iters losses: the loss of each step's forward pass, in order (atol 1e-5).
     Judged against the loop the parameters show it ran (a wrong update is charged once, by
     'updates parameters')."""
-    model, _, losses = run(sub)
+    with owned_by(sub, _UPDATES):
+        model, _, losses = run(sub)
+        key = which_loop(model.state_dict())
+        expect(key is not None, tr("the loop's updates are wrong"))
     expect(isinstance(losses, list), tr("train should return a list of losses, got {got}")
                                       .format(got=type(losses).__name__))
     expect(len(losses) == ITERS, tr("expected {expected} losses (one per step), got {got}")
                                   .format(expected=ITERS, got=len(losses)))
     got = [number(v, f"loss {i}") for i, v in enumerate(losses)]
-    with owned_by(sub, _UPDATES):
-        key = which_loop(model.state_dict())
-        expect(key is not None, tr("the loop's updates are wrong"))
     want = replay(*key)[1]
     for i, (g, w) in enumerate(zip(got, want)):
         if abs(g - w) > 1e-5:
@@ -128,7 +143,8 @@ def test_train_returns_step_losses(sub):
 def test_train_losses_are_floats(sub):
     """The losses are Python floats: a tensor keeps its step's whole graph alive (memory grows with
     every step) and cannot be plotted or printed as a number."""
-    _, _, losses = run(sub)
+    with owned_by(sub, _UPDATES):  # a loop that raises: 'updates parameters' reports it
+        _, _, losses = run(sub)
     expect(isinstance(losses, list), tr("train should return a list of losses, got {got}")
                                       .format(got=type(losses).__name__))
     kinds = sorted({type(v).__name__ for v in losses if type(v) is not float})

@@ -112,15 +112,15 @@ MISTAKES: list[Mistake] = [
     _known("ff_no_dropout", "Dropout", "dropout only in train mode"),
     _known("ff_hidden_n_embd", "4 * n_embd", "layers"),
     # -- decoder_block -------------------------------------------------------------------------
-    _known("block_no_residual_sa", "residual", "pre layernorm residuals"),
-    _known("block_post_ln", "pre", "pre layernorm residuals"),
-    _known("block_shared_ln", "ln2", "pre layernorm residuals"),
+    _known("block_no_residual_sa", "residual", "residual around attention"),
+    _known("block_post_ln", "post-LN", "pre layernorm"),
+    _known("block_shared_ln", "ln2", "pre layernorm"),
     # -- gpt -----------------------------------------------------------------------------------
     _new("gpt_arange_block_size", "gpt", "gpt_code",
          "torch.arange(T, device=idx.device)", "torch.arange(self.block_size, device=idx.device)",
          "positions 0 .. block_size - 1 whatever T", "torch.arange(T)", "logits"),
     _known("gpt_no_final_ln", "ln_f", "logits"),
-    _known("gpt_pos_not_added", "pos_emb", "logits"),
+    _known("gpt_pos_not_added", "position embeddings", "logits"),
     _known("gpt_ce_unflattened", "(B*T, C)", "loss"),
     # -- generate ------------------------------------------------------------------------------
     _known("gen_no_crop", "block_size", "crops context to block size"),
@@ -137,13 +137,13 @@ MISTAKES: list[Mistake] = [
          "model.train()", "eval mode without grad"),
     _known("el_last_loss", "mean", "means per split"),
     # -- train: order of the step, detached losses ---------------------------------------------
-    _known("train_no_zero_grad", "zero_grad", "step order"),
-    _known("train_step_before_backward", "backward", "step order"),
+    _known("train_no_zero_grad", "never reset", "updates parameters"),
+    _known("train_step_before_backward", "backward", "updates parameters"),
     _new("train_detached_loss", "train", "train_code",
          "_, loss = model(x, y)\n", "_, loss = model(x, y)\n        loss = loss.detach()\n",
-         "the loss detached from the graph before backward", "detached", "step order"),
-    _known("train_no_backward", "backward", "step order"),
-    _known("train_val_batches", "'train'", "draws train batches"),
+         "the loss detached from the graph before backward", "detached", "updates parameters"),
+    _known("train_no_backward", "backward", "updates parameters"),
+    _known("train_val_batches", "validation batches", "updates parameters"),
     # -- quiz ----------------------------------------------------------------------------------
     _known("quiz_wrong_answer", "not the right answer", visible=False),
 ]
