@@ -37,7 +37,6 @@ _MODULE = nn.Module
 _no_grad = torch.no_grad
 _copy = torch.Tensor.copy_
 _detach = torch.Tensor.detach
-_clone = torch.Tensor.clone
 
 
 class Unreadable(TypeError):
@@ -109,9 +108,9 @@ def named_tensors(module, buffers: bool = True) -> list[tuple[str, torch.Tensor]
 
 
 def read_state(module) -> dict[str, torch.Tensor]:
-    """Copies of every registered parameter and buffer, by qualified name."""
+    """Every registered parameter and buffer, by qualified name, detached (the wire sends copies)."""
     with _no_grad():
-        return {name: _clone(_detach(t)) for name, t in named_tensors(module)}
+        return {name: _detach(t) for name, t in named_tensors(module)}
 
 
 def write_state(module, state: dict) -> None:
