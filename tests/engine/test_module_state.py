@@ -76,8 +76,9 @@ def test_a_replaced_dict_is_refused():
 def test_the_worker_answers_state_from_the_tables():
     rt = Runtime({"Liar": Liar})
     obj = rt.op_new("Liar")
-    state = rt.op_state_dict(rt.handle_for(obj))
+    handle = wire.to_jsonable(rt.handle_for(obj))
+    state = rt.op_state_dict(handle)
     assert set(state) == {"net.fc.weight", "net.fc.bias", "mask"}
-    rt.op_load_state_dict(rt.handle_for(obj), wire.to_jsonable({"net.fc.bias": torch.ones(3)}))
+    rt.op_load_state_dict(handle, wire.to_jsonable({"net.fc.bias": torch.ones(3)}))
     assert torch.equal(obj.net.fc.bias.detach(), torch.ones(3))
-    assert [row[0] for row in rt.op_modules(rt.handle_for(obj))] == ["", "net", "net.fc", "net.act"]
+    assert [row[0] for row in rt.op_modules(handle)] == ["", "net", "net.fc", "net.act"]
