@@ -85,7 +85,9 @@ def compare(bank: str, case_id: str, data: dict | None) -> list[str]:
     new = [n for n in now["checks"] if n not in then["checks"] and n.split(": ", 1)[0] in parts_then]
     if new:
         diffs.append(f"{key}: checks not in the snapshot: {new[:5]}")
-    if snap.get("rubric") == rubric_key() and now["score"] != then["score"] and not any(
+    # a score of None: not recorded under this rubric (the checks of the parts whose checks changed were
+    # left out of such a case too, until it is recorded again)
+    if snap.get("rubric") == rubric_key() and then["score"] is not None and now["score"] != then["score"] and not any(
             s == "time" for s in list(then["checks"].values()) + list(now["checks"].values())):
         diffs.append(f"{key}: score {now['score']}, was {then['score']}")
     return diffs
