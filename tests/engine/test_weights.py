@@ -45,5 +45,5 @@ def test_shares_follow_the_weights_exactly():
     # 0.75 = 7500 units over weights 6 + 1 + 1 + 4 (the pending hidden check)
     assert shares == [Fraction(3750, 10_000), Fraction(625, 10_000), Fraction(625, 10_000), Fraction(2500, 10_000)]
     uneven = PartScore("x", Fraction("0.25"), False, outcomes).shares()  # 2500 units over 6 + 1 + 1
-    assert uneven == [Fraction(1875, 10_000), Fraction(313, 10_000), Fraction(312, 10_000)]
+    assert uneven == [Fraction(1876, 10_000), Fraction(312, 10_000), Fraction(312, 10_000)]  # floors, remainder first
     assert p.score == sum(shares[:3]) and p.pending_points() == shares[3]
