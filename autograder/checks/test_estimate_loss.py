@@ -84,19 +84,20 @@ def test_estimate_loss_eval_mode_without_grad(sub):
     in_train = [train for train, _ in decoded_all]
     if any(in_train) and not all(t == ITERS for t in in_train):
         # some batches in eval mode, later ones in train mode: model.train() comes too early
-        fail(tr("only the first batches were evaluated in eval mode, later ones in train mode: model.train() is "
-             "called before the evaluation ends (inside a loop?); call model.eval() once before the loops and "
-             "model.train() once after both splits"))
+        fail(tr("only the first batches were evaluated in eval mode, later ones in train mode: the model goes back "
+             "to train mode before the evaluation of both splits ends (inside a loop?)"))
     for train, grad in decoded_all:
-        expect(train == 0, tr("the model was in train mode during evaluation: call model.eval() before the loop"))
-        expect(grad == 0, tr("autograd was recording during evaluation: keep @torch.no_grad() "
-               "(or use with torch.no_grad():)"))
+        expect(train == 0, tr("the model was in train mode during evaluation: dropout was active while the losses were measured; "
+                              "the model must be in evaluation mode for the whole evaluation"))
+        expect(grad == 0, tr("autograd was recording during evaluation: the losses were computed with gradients on, "
+               "which estimate_loss never needs (look at how the function is decorated or wrapped)"))
 
 
 def test_estimate_loss_restores_train_mode(sub):
     """The model is back in train mode afterwards."""
     model, _, _ = _run(sub)
-    expect(model.training() is True, tr("after estimate_loss the model is still in eval mode: call model.train() at the end"))
+    expect(model.training() is True, tr("after estimate_loss the model is still in eval mode: it must be back in train mode when "
+                                             "estimate_loss returns"))
 
 
 def test_estimate_loss_returns_floats(sub):

@@ -66,7 +66,7 @@ def test_feedforward_nonlinear(sub):
     x = torch.randn(1, 4, C, generator=torch.Generator().manual_seed(1))
     zero = ff(torch.zeros(1, 4, C))
     s = tensor(ff(x), "FeedForward.forward", shape=(1, 4, C)) + ff(-x) - 2 * zero
-    expect(s.abs().max() > 1e-4, tr("the network is linear: put nn.ReLU() between the two Linear layers"))
+    expect(s.abs().max() > 1e-4, tr("the network is linear: a ReLU belongs between the two Linear layers"))
 
 
 def test_feedforward_dropout_only_in_train_mode(sub):
@@ -74,10 +74,10 @@ def test_feedforward_dropout_only_in_train_mode(sub):
     plain = tensor(_ff(sub, 0.0, seed=3)(x), "FeedForward.forward", shape=(2, 4, C))
     ff = _ff(sub, 0.5, seed=3)
     expect(torch.allclose(ff.call(None, x, _seed=1), plain, atol=1e-6),
-           tr("in eval mode the output differs from dropout=0: use nn.Dropout as the last layer"))
+           tr("in eval mode the output differs from dropout=0: the dropout must be a Dropout layer, which is off in eval mode"))
     ff.train()
     expect(not torch.allclose(ff.call(None, x, _seed=1), plain, atol=1e-6),
-           tr("in train mode with dropout 0.5 nothing is dropped: end net with nn.Dropout(dropout)"))
+           tr("in train mode with dropout 0.5 nothing is dropped: the network's last layer is a Dropout with the given probability"))
 
 
 _NONLINEAR = ("nonlinear", fails(lambda sub: test_feedforward_nonlinear(sub), N_("the network is linear")))

@@ -80,9 +80,9 @@ def diagnose(events) -> str:
         return ""
     events = [e for e in events if e in ("forward", "backward", "step", "zero_grad")]
     if events.count("backward") == 0:
-        return tr("loss.backward() is never called")
+        return tr("the backward pass never runs")
     if events.count("step") == 0:
-        return tr("optimizer.step() is never called")
+        return tr("the optimizer never takes a step")
     since_step, stepped, backwards = [], False, 0
     for e in events:
         if e == "backward":
@@ -90,9 +90,9 @@ def diagnose(events) -> str:
             since_step, stepped = [], False
         elif e == "step":
             if backwards == 0 or stepped:
-                return tr("optimizer.step() runs before loss.backward() in an iteration")
+                return tr("the optimizer's step comes before the backward pass in an iteration")
             if "zero_grad" in since_step:
-                return tr("the gradients are reset between loss.backward() and optimizer.step(), so the step "
+                return tr("the gradients are reset between the backward pass and the step, so the step "
                           "does nothing")
             stepped, since_step = True, []
         else:

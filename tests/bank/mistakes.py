@@ -128,13 +128,13 @@ MISTAKES: list[Mistake] = [
     _known("gen_softmax_dim0", "softmax", "samples softmax of last position"),
     _known("gen_first_position", "LAST position", "samples softmax of last position"),
     # -- estimate_loss: modes ------------------------------------------------------------------
-    _known("el_no_eval", "model.eval()", "eval mode without grad"),
-    _known("el_left_in_eval", "model.train()", "restores train mode"),
+    _known("el_no_eval", "evaluation mode", "eval mode without grad"),
+    _known("el_left_in_eval", "back in train mode", "restores train mode"),
     _new("el_train_inside_loop", "estimate_loss", "estimate_loss_code",
          "        out[split] = losses.mean().item()\n    model.train()\n",
          "            model.train()\n        out[split] = losses.mean().item()\n",
          "model.train() inside the loop: every batch after the first is evaluated in train mode",
-         "model.train()", "eval mode without grad"),
+         "back to train mode", "eval mode without grad"),
     _known("el_last_loss", "mean", "means per split"),
     # -- train: order of the step, detached losses ---------------------------------------------
     _known("train_no_zero_grad", "never reset", "updates parameters"),
