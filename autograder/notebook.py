@@ -28,22 +28,28 @@ class Score(float):
         return f"{float(self):.4g}"
 
 
+WEIGHTS: dict[str, dict[str, int]] = {}  # part -> check label -> weight, filled by run_part
+
+
 def run_part(part: str, namespace: dict) -> tuple[list[tuple[str, str]], int]:
     """[(check name, "" if passed else message)] of the part's visible checks, and their number."""
     from autograder.engine.submission import LocalSubmission
 
     sub = LocalSubmission(namespace)
     results = []
+    weights = WEIGHTS.setdefault(part, {})
     for name, fn, kwargs in parts.checks_of(part):
         if "ref" in inspect.signature(fn).parameters:
             continue  # needs the reference: only the isolated grader runs it
         try:
             fn(sub, **kwargs)
             results.append((name, ""))
+            weights[name] = parts.check_weight(part, fn.__name__)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message for the student
             while getattr(exc, "exceptions", None):  # hypothesis groups
                 exc = exc.exceptions[0]
             results.append((name, explain(exc)))
+            weights[name] = parts.check_weight(part, fn.__name__)
         finally:
             sub.runtime.op_reset()
     return results, len(results)
@@ -69,10 +75,13 @@ def _check(part: str, namespace: dict) -> Score:
     points = parts.part(part).points
     pending = parts.hidden_counts().get(part, 0)
     passed = sum(1 for _, message in results if not message)
+    weight = WEIGHTS.get(part, {})
+    earned = sum(weight.get(name, 1) for name, message in results if not message)
+    whole = sum(weight.get(name, 1) for name, _ in results) + pending * parts.check_weight(part, "", hidden=True)
     for name, message in results:
         text = "".join(f"\n         {line}" for line in message.splitlines())  # every line under its check
         print(f"  [{'PASS' if not message else 'FAIL'}] {part}: {i18n.check_name(name)}" + text)
-    score = points * passed / (total + pending) if total + pending else Fraction(0)
+    score = points * earned / whole if whole else Fraction(0)
     more = ""
     if pending:
         more = (tr("; 1 hidden check runs at grading time") if pending == 1 else

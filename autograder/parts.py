@@ -13,6 +13,7 @@ for torch. The check modules are imported only by ``checks_of``.
     check_part(module, name)  the part a function of a check module is a check of, or None
     checks_of(id, hidden) [(label, function, keyword arguments)]: the part's checks, parametrisations
                           expanded; pytest's collection (conftest) keeps exactly the same functions
+    check_weight(id, fn, hidden)  a check's weight in its part ([parts.<id>.weights]; 1 by default)
 """
 
 from __future__ import annotations
@@ -48,6 +49,14 @@ class Part:
     bonus: bool
     names: tuple[str, ...]
     parameters: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (name or "Class.method", parameter names)
+    weights: tuple[tuple[str, int], ...] = ()  # (check property or "hidden", weight); 1 when not declared
+
+    def weight(self, function_name: str, hidden: bool = False) -> int:
+        """A check's weight within its part: the registry's ``[parts.<id>.weights]`` entry for its
+        property (``test_<id>_<property>``), or for ``hidden`` (every hidden check of the part, run
+        here or pending), else 1. Each case of a parametrised check weighs this much."""
+        key = "hidden" if hidden else function_name.removeprefix(f"test_{self.id}_")
+        return dict(self.weights).get(key, 1)
 
     @property
     def grade_id(self) -> str:
@@ -79,7 +88,7 @@ def read(path: Path | None = None) -> tuple[Part, ...]:
     for pid, spec in table.items():
         if not pid.isidentifier() or pid != pid.lower():
             raise RegistryError(f"part id {pid!r}: use a lower-case Python identifier")
-        unknown = set(spec) - {"title", "points", "bonus", "names", "parameters"}
+        unknown = set(spec) - {"title", "points", "bonus", "names", "parameters", "weights"}
         if unknown:
             raise RegistryError(f"part {pid}: unknown keys {sorted(unknown)}")
         try:
@@ -95,8 +104,13 @@ def read(path: Path | None = None) -> tuple[Part, ...]:
         if not (isinstance(params, dict) and all(
                 isinstance(v, list) and all(isinstance(a, str) and a.isidentifier() for a in v) for v in params.values())):
             raise RegistryError(f"part {pid}: parameters must map names to lists of parameter names")
+        weights = spec.get("weights", {})
+        if not (isinstance(weights, dict) and all(
+                isinstance(k, str) and k.isidentifier() and type(v) is int and 1 <= v <= 1000
+                for k, v in weights.items())):
+            raise RegistryError(f"part {pid}: weights must map check properties to whole numbers 1..1000")
         out.append(Part(pid, str(spec.get("title", pid)), points, bool(spec.get("bonus", False)), tuple(names),
-                        tuple((k, tuple(v)) for k, v in params.items())))
+                        tuple((k, tuple(v)) for k, v in params.items()), tuple(weights.items())))
     return tuple(out)
 
 
@@ -164,6 +178,11 @@ def check_part(module_name: str, name: str, obj=None) -> str | None:
     if pid is None or not name.startswith(f"test_{pid}_") or (obj is not None and not callable(obj)):
         return None
     return pid
+
+
+def check_weight(pid: str, function_name: str, hidden: bool = False) -> int:
+    """The weight of the check ``function_name`` of part ``pid`` (see ``Part.weight``)."""
+    return part(pid).weight(function_name, hidden)
 
 
 def is_hidden(module_name: str) -> bool:

@@ -30,11 +30,14 @@ _recorded: dict[str, dict] = {}
 
 
 def rubric_key() -> str:
-    """What the scores depend on besides the verdicts: the points of every part."""
+    """What the scores depend on besides the verdicts: the points of every part and the weights of
+    its checks (``[parts.<id>.weights]``)."""
+    from autograder import parts
     from autograder.engine.report import load_rubric
 
     points, bonus = load_rubric()
-    return hashlib.sha256(json.dumps([sorted((p, str(v)) for p, v in points.items()), sorted(bonus)])
+    weights = sorted((p.id, sorted(p.weights)) for p in parts.all_parts())
+    return hashlib.sha256(json.dumps([sorted((p, str(v)) for p, v in points.items()), sorted(bonus), weights])
                           .encode()).hexdigest()[:16]
 
 
@@ -82,7 +85,9 @@ def compare(bank: str, case_id: str, data: dict | None) -> list[str]:
     new = [n for n in now["checks"] if n not in then["checks"] and n.split(": ", 1)[0] in parts_then]
     if new:
         diffs.append(f"{key}: checks not in the snapshot: {new[:5]}")
-    if snap.get("rubric") == rubric_key() and now["score"] != then["score"] and not any(
+    # a score of None: not recorded under this rubric (the checks of the parts whose checks changed were
+    # left out of such a case too, until it is recorded again)
+    if snap.get("rubric") == rubric_key() and then["score"] is not None and now["score"] != then["score"] and not any(
             s == "time" for s in list(then["checks"].values()) + list(now["checks"].values())):
         diffs.append(f"{key}: score {now['score']}, was {then['score']}")
     return diffs

@@ -297,12 +297,10 @@ class RecordingSGD:
                 p.add_(p.grad, alpha=-self.lr)
 
 
-# The loss of an evaluation forward carries, on top of the batch's value, how it was run:
-# + TRAIN_MODE_OFFSET in train mode, + GRAD_OFFSET with autograd on. The grading process reads
-# them back from the means that estimate_loss returns (see test_estimate_loss): with at most 3
-# forwards per split, a + 4 b (a, b <= 3) tells a and b apart, and the batches' own values stay
-# below 10, so the offsets never mix with them.
-TRAIN_MODE_OFFSET, GRAD_OFFSET = 1000.0, 4000.0
+# The loss of an evaluation forward carries, on top of the batch's value, how it was run: + a
+# train-mode offset in train mode, + an autograd offset with autograd on. The grading process picks
+# both afresh for every run (see test_estimate_loss) and reads them back from the means that
+# estimate_loss returns: no constant of the grader's code tells a submission what to subtract.
 
 
 class EvalModel(nn.Module):
@@ -310,17 +308,23 @@ class EvalModel(nn.Module):
     the offsets above, so the expected means are known exactly and the mode and autograd state
     of every forward come back inside the result (nothing to read or forge in the worker)."""
 
-    def __init__(self):
+    def __init__(self, train_offset: float = 1000.0, grad_offset: float = 5000.0):
         super().__init__()
         self.weight = nn.Parameter(torch.ones((), dtype=torch.float64))
+        offsets = (float(train_offset), float(grad_offset))  # in forward's closure, not on the model
+
+        def forward(idx, targets=None):
+            logits = torch.zeros(*idx.shape, 4, device=idx.device)  # (B, T, 4)
+            loss = None
+            if targets is not None:
+                offset = offsets[0] * self.training + offsets[1] * torch.is_grad_enabled()
+                loss = self.weight * (targets[0, 0].double() / 100.0) + offset
+            return logits, loss
+
+        self._forward = forward
 
     def forward(self, idx, targets=None):
-        logits = torch.zeros(*idx.shape, 4, device=idx.device)  # (B, T, 4)
-        loss = None
-        if targets is not None:
-            offset = TRAIN_MODE_OFFSET * self.training + GRAD_OFFSET * torch.is_grad_enabled()
-            loss = self.weight * (targets[0, 0].double() / 100.0) + offset
-        return logits, loss
+        return self._forward(idx, targets)
 
 
 def eval_batches(values: dict):
@@ -341,6 +345,94 @@ def eval_batches(values: dict):
     return get_batch_fn
 
 
+# ---------------------------------------------------------------------------------------------
+# the input's device: a CPU grader sees what a GPU would refuse
+
+
+class DeviceMismatch(RuntimeError):
+    """A tensor created without a device met the input's tensors (on a GPU: a device error)."""
+
+
+_CREATORS = frozenset((torch.arange, torch.zeros, torch.ones, torch.full, torch.empty, torch.tensor, torch.linspace,
+                       torch.rand, torch.randn, torch.randint, torch.eye, torch.as_tensor))
+_MOVERS = frozenset(("to", "cuda", "type_as"))  # Tensor methods, by name (torch hands over its C methods)
+
+
+def _tensors_in(value, out):
+    if isinstance(value, torch.Tensor):
+        out.append(value)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _tensors_in(v, out)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _tensors_in(v, out)
+    return out
+
+
+class _AnotherDevice(torch.overrides.TorchFunctionMode):
+    """While a forward runs: a tensor made by a factory (torch.arange, torch.zeros, ...) without a
+    ``device`` is "loose", as on a GPU machine it would be on the CPU while the input is on the GPU;
+    what is computed from loose tensors alone stays loose; moving one (``.to(device)``,
+    ``.to(other)``, ``.type_as``, ``.cuda``) places it. A loose tensor of one dimension or more
+    meeting a placed one raises ``DeviceMismatch``, where a GPU would raise its device error (0-d
+    CPU tensors mix with GPU tensors there too)."""
+
+    def __init__(self):
+        super().__init__()
+        self.loose: dict[int, torch.Tensor] = {}  # id -> tensor (kept alive, so ids are not reused)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tensors = _tensors_in(list(args) + list(kwargs.values()), [])
+        loose = [t for t in tensors if id(t) in self.loose]
+        placed = [t for t in tensors if id(t) not in self.loose]
+        out = func(*args, **kwargs)
+        name = getattr(func, "__name__", "")
+        if name in _MOVERS and args and isinstance(args[0], torch.Tensor):
+            moved = name != "to" or any(
+                isinstance(a, (torch.device, str, torch.Tensor)) for a in list(args[1:]) + list(kwargs.values()))
+            for t in _tensors_in(out, []):  # .to(device) may return the tensor itself
+                if moved:
+                    self.loose.pop(id(t), None)
+                elif loose:  # .to(dtype) only: still where it was
+                    self.loose[id(t)] = t
+            return out
+        if any(t.dim() > 0 for t in loose) and placed:
+            raise DeviceMismatch(tr("a tensor created inside forward without device= met the input's tensors: on a "
+                                    "GPU it would be on the CPU and the input on the GPU (create it on the device "
+                                    "of the input)"))
+        if (func in _CREATORS and kwargs.get("device") is None) or (loose and not placed):
+            for t in _tensors_in(out, []):
+                self.loose[id(t)] = t
+        return out
+
+
+class OnAnotherDevice(nn.Module):
+    """Runs a model's forward as if its input lived on another device than the tensors created
+    without one (see ``_AnotherDevice``)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args, **kwargs):
+        with _AnotherDevice():
+            return self.model(*args, **kwargs)
+
+
+def arguments_after_call(fn, *args):
+    """Call ``fn(*args)`` and return the arguments as they are afterwards: a function that changes
+    its input in place shows it in what comes back (compared in the grading process with what was sent)."""
+    fn(*args)
+    return list(args)
+
+
+# every class of the grader that lives in the worker: the worker's guard restores them after each
+# request (engine/worker_ops.Guard), so a submission's patch of one at load time is gone when a check runs
+GRADER_CLASSES = (Probe, ProbeHead, ProbeMultiHead, ProbeFeedForward, ProbeBlock, BatchStream, TinyLM, RecordingSGD,
+                  EvalModel, _AnotherDevice, OnAnotherDevice)
+
 FACTORIES = {
     "Probe": Probe,
     "ProbeBlock": ProbeBlock,
@@ -351,4 +443,6 @@ FACTORIES = {
     "EvalBatches": eval_batches,
     "LayerNorm": nn.LayerNorm,
     "oracle_model": oracle_model,
+    "OnAnotherDevice": OnAnotherDevice,
+    "arguments_after_call": arguments_after_call,
 }

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autograder.checks.verdicts import fail, fails, need, owned_by, tensor
+from autograder.engine.wire import Global
 from autograder.i18n import N_, tr
 
 # T both below and above the lab's block_size (8): nothing here may depend on it
@@ -156,3 +157,16 @@ def test_attention_trick_softmax_is_masked_softmax(sub, t, seed):
                         "over the positions the row may see: mask first, then F.softmax of the scores themselves")
                      .format(shape=(2, t, t), i=i, got=[round(v, 4) for v in got[0].tolist()],
                              expected=[round(v, 4) for v in want[0].tolist()]))
+
+
+def test_attention_trick_softmax_leaves_scores_unchanged(sub):
+    """scores itself is left unchanged: the weights are a new tensor (no in-place masking of the input)."""
+    scores = _scores((2, 6, 6), 5)
+    with owned_by(sub, SHAPE):
+        need(sub, "causal_softmax", "function")
+        after = sub.make("arguments_after_call", Global("causal_softmax"), scores)[0]
+        changed = tensor(after, "scores", shape=tuple(scores.shape), finite=False)
+        if not torch.equal(changed, scores):
+            fail(tr("causal_softmax(scores of shape {shape}) changed scores itself (an in-place operation on the "
+                    "input, such as a method ending in _): the caller's scores must stay as they were; mask a "
+                    "new tensor instead").format(shape=tuple(scores.shape)))

@@ -338,3 +338,13 @@ def test_head_dropout_only_in_train_mode(sub):
         c = head.call(None, x, _seed=1)
         expect(not torch.allclose(c, plain, atol=1e-6), tr("in train mode with dropout 0.5 the output equals the "
                "no-dropout output: apply self.dropout to the attention weights"))
+
+
+def test_head_mask_moves_with_the_module(sub):
+    """A tensor the Head keeps (the causal mask) is a registered buffer, not a plain attribute (or it is
+    made in forward on x's device): model.to(device) moves buffers, never plain tensor attributes."""
+    plain = sorted(k for k, kind in _head(sub).attrs().items() if kind in ("Tensor", "Parameter"))
+    if plain:
+        fail(tr("Head keeps self.{name} as a plain tensor attribute: model.to(device) does not move it, so on a "
+                "GPU it stays on the CPU and forward fails; register it with the module as a buffer")
+             .format(name=plain[0]))

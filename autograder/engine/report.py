@@ -28,6 +28,7 @@ class Outcome:
     hidden: bool
     status: str  # passed / failed / pending (a hidden check that runs at grading time)
     message: str = ""
+    weight: int = 1  # the check's weight in its part (the registry's [parts.<id>.weights])
 
 
 @dataclass
@@ -37,6 +38,7 @@ class PartScore:
     bonus: bool
     outcomes: list[Outcome] = field(default_factory=list)
     pending: int = 0  # hidden checks not present here
+    pending_weight: int = 1  # the weight of each of them (the registry's hidden weight)
 
     @property
     def total(self) -> int:
@@ -46,16 +48,23 @@ class PartScore:
     def passed(self) -> int:
         return sum(o.status == "passed" for o in self.outcomes)
 
+    def weights(self) -> list[int]:
+        return [o.weight for o in self.outcomes] + [self.pending_weight] * self.pending
+
     def shares(self) -> list[Fraction]:
         """Each check's points (the checks that ran, in order, then the pending ones): the part's
-        points in units of 1/10,000 shared as equally as whole units allow, the remainder one unit
-        each to the first checks. So every share is exact at the 4 decimals results.json shows and
-        the shares add up to the part's points exactly (0.25 over 3 checks: 0.0834 + 0.0833 + 0.0833)."""
+        points in units of 1/10,000 shared in proportion to the checks' weights as closely as whole
+        units allow (each its floor), the remainder one unit each to the first checks. So every
+        share is exact at the 4 decimals results.json shows and the shares add up to the part's
+        points exactly (0.25 over 3 equal checks: 0.0834 + 0.0833 + 0.0833)."""
         if not self.total:
             return []
         units = round(self.points * UNITS)  # rubric points have at most 4 decimals
-        base, extra = divmod(units, self.total)
-        return [Fraction(base + (i < extra), UNITS) for i in range(self.total)]
+        weights = self.weights()
+        whole = sum(weights)
+        base = [units * w // whole for w in weights]
+        extra = units - sum(base)  # < len(weights): one unit each to the first checks
+        return [Fraction(b + (i < extra), UNITS) for i, b in enumerate(base)]
 
     @property
     def score(self) -> Fraction:
@@ -65,7 +74,8 @@ class PartScore:
         return sum(self.shares()[len(self.outcomes):], Fraction(0))
 
     def check_points(self) -> Fraction:
-        return self.points / self.total if self.total else Fraction(0)
+        """The points of a check of weight 1."""
+        return self.points / sum(self.weights()) if self.total else Fraction(0)
 
     @property
     def first_failure(self) -> str:
@@ -85,6 +95,7 @@ def score_parts(outcomes: list[Outcome], rubric: dict[str, Fraction], bonus: set
         for part, count in manifest.items():
             if part in parts:
                 parts[part].pending += int(count)
+                parts[part].pending_weight = registry.check_weight(part, "", hidden=True)
     return list(parts.values())
 
 

@@ -105,6 +105,10 @@ class Obj:
     def attrs(self) -> dict:
         return self._ask("attrs", f"vars({self.what})")
 
+    def training(self) -> bool:
+        """The module's mode as nn.Module.train/eval set it (read without asking the object)."""
+        return self._ask("training", f"{self.what}.training")
+
     def eval(self):
         self.call("eval")
         return self

@@ -14,6 +14,7 @@ import sys
 import torch
 import torch.nn as nn
 
+from autograder.engine import module_state
 from autograder.engine import run_cells as executor
 from autograder.i18n import tr
 from autograder.checks import standins as objects
@@ -46,12 +47,21 @@ class Guard:
         import torch.testing
 
         targets = [builtins, math, json, base64, random, torch, torch.nn, torch.nn.functional, torch.nn.init,
-                   torch.testing, torch.random, executor, objects, protocol, sys.modules[__name__],
+                   torch.testing, torch.random, executor, objects, protocol, module_state, sys.modules[__name__],
                    torch.Tensor, torch.nn.Module]
         self.snapshots = [(t, dict(vars(t))) for t in targets]
+        # the grader's own classes in the worker (stand-ins, probes, the models train and estimate_loss
+        # run on): restored whole, attributes added by the submission removed too
+        self.classes = [(cls, dict(vars(cls))) for cls in objects.GRADER_CLASSES]
 
     def restore(self) -> None:
-        for target, snapshot in self.snapshots:
+        for cls, snapshot in self.classes:
+            for name in [n for n in vars(cls) if n not in snapshot]:
+                try:
+                    delattr(cls, name)
+                except (AttributeError, TypeError):
+                    pass
+        for target, snapshot in self.snapshots + self.classes:
             current = vars(target)
             for name, value in snapshot.items():
                 if current.get(name, _MISSING) is not value:
@@ -205,23 +215,33 @@ class Runtime:
             obj = obj[int(part)] if part.isdigit() and hasattr(obj, "__getitem__") else getattr(obj, part)
         return obj
 
+    # State is read and written through nn.Module's own tables (module_state), never through the
+    # object's methods: a submission's state_dict / load_state_dict / named_modules / __getattr__
+    # may say anything, and no verdict rests on what it says.
+
     def op_state_dict(self, target):
-        module = self._decode(target)
-        return {k: v for k, v in module.state_dict().items()}
+        return module_state.read_state(self._module(target))
 
     def op_load_state_dict(self, target, state):
-        module = self._decode(target)
-        module.load_state_dict(self._decode(state))
+        module_state.write_state(self._module(target), self._decode(state))
 
     def op_modules(self, target):
-        """Every submodule (duplicates included): [qualified name, type name, identity]."""
-        module = self._decode(target)
-        return [[name, type(m).__name__, id(m)] for name, m in module.named_modules(remove_duplicate=False)]
+        """Every registered submodule (duplicates included): [qualified name, type name, identity]."""
+        return [[name, type(m).__name__, id(m)] for name, m in module_state.named_modules(self._module(target))]
 
     def op_attrs(self, target):
         """Instance attributes of an object and the type of each (to find a list of modules)."""
-        obj = self._decode(target)
-        return {k: type(v).__name__ for k, v in vars(obj).items() if not k.startswith("_")}
+        return module_state.instance_attributes(self._decode(target))
+
+    def op_training(self, target):
+        """The module's mode, as nn.Module.train/eval left it."""
+        return module_state.training(self._module(target))
+
+    def _module(self, target):
+        module = self._decode(target)
+        if not module_state.is_module(module):
+            raise TypeError(f"a {type(module).__name__}, not an nn.Module")
+        return module
 
     def op_seed(self, seed):
         torch.manual_seed(seed)

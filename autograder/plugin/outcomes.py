@@ -8,6 +8,7 @@ import builtins
 import pytest
 
 from autograder import i18n
+from autograder import parts as registry
 from autograder.checks.verdicts import explain
 from autograder.engine import report
 from autograder.i18n import tr
@@ -61,4 +62,5 @@ def _record(item, call, rep) -> None:
         status, message = "passed", ""
     # teardown failures replace the earlier verdict of the same check
     grading.outcomes = [o for o in grading.outcomes if o.nodeid != item.nodeid]
-    grading.outcomes.append(report.Outcome(part, name, item.nodeid, is_hidden(item), status, message))
+    weight = registry.check_weight(part, item.originalname, hidden=is_hidden(item))
+    grading.outcomes.append(report.Outcome(part, name, item.nodeid, is_hidden(item), status, message, weight))
