@@ -41,6 +41,11 @@ POLICE_EVERY_S = 0.25  # process count and disk use checked this often while a r
 DISK_QUOTA_BYTES = isolation.DISK_QUOTA_MB << 20
 
 
+# Defences of the worker's confinement left out ("root", "user", "seccomp", "cgroup"): only tests fill it,
+# through a monkeypatch, to show that each hostile case fails without its defence (a planted bug).
+SKIPPED_DEFENCES: set[str] = set()
+
+
 class WorkerDied(Exception):
     """The worker process ended or stopped answering."""
 
@@ -48,35 +53,6 @@ class WorkerDied(Exception):
         super().__init__(message)
         self.timed_out = timed_out
         self.budget = budget  # the submission's whole time budget ran out (not this request's limit)
-
-
-# top-level folders the interpreter and its libraries need, never covered
-_SYSTEM = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc", "dev", "sys", "run", "var"}
-
-
-def paths_to_hide(keep: list[Path]) -> list[str]:
-    """Everything the worker has no business reading: along the way from ``/`` to each kept path
-    (its own code, the data loader, the Python installations, its folder), every other entry.
-    So the repository's other folders (``solutions/``, ``.git``), other checkouts, home folders and
-    other runs' temporary folders (a classmate's submission) are out of reach, while ``/usr``,
-    ``/lib``, ``/etc`` and the kept paths stay."""
-    keep = [Path(os.path.realpath(k)) for k in keep if os.path.exists(k)]
-    on_the_way = {a for k in keep for a in (k, *k.parents)}
-    hide = []
-    for folder in sorted(on_the_way):
-        if folder in keep:
-            continue
-        try:
-            entries = sorted(folder.iterdir())
-        except OSError:
-            continue
-        for entry in entries:
-            if entry in on_the_way or (folder == Path("/") and entry.name in _SYSTEM):
-                continue
-            if entry.is_symlink() or not (entry.is_dir() or entry.is_file()):
-                continue  # a link leads to a covered or a system path; sockets and fifos hold no text
-            hide.append(str(entry))
-    return hide
 
 
 def _keep() -> list[Path]:
@@ -153,8 +129,7 @@ class Worker:
         env = worker_env(str(self.workdir), os.environ)
         prefix = isolation.unshare_prefix()
         self.isolated = prefix is not None
-        hide = [*paths_to_hide([*_keep(), self.workdir]), str(ROOT / "autograder" / "checks" / "hidden"), *self.extra_hide]
-        confine = (hide, str(self.workdir)) if self.isolated else None
+        confine = self._confinement() if self.isolated else None
         if self.isolated and self._fork(child, env, confine, "--user" in prefix):
             return
         code = (
@@ -175,6 +150,16 @@ class Worker:
         child.close()
         self.sock = parent
 
+    def _confinement(self) -> dict:
+        """What the worker builds its own root from (worker_confine.confine): the allowlist, what to cover
+        inside it, its folder, its cap on threads and processes."""
+        hide = [str(ROOT / "autograder" / "checks" / "hidden"), *self.extra_hide]
+        spec = {"keep": [str(k) for k in _keep()], "hide": hide, "writable": str(self.workdir),
+                "tasks": isolation.MAX_TASKS}
+        if SKIPPED_DEFENCES:
+            spec["skip"] = sorted(SKIPPED_DEFENCES)
+        return spec
+
     def _fork(self, child: socket.socket, env: dict, confine, user_ns: bool) -> bool:
         """The worker forked from a warm template (``worker_template``), in the same namespaces, confinement,
         limits, environment and folder as a cold one; False where none can be had (then it starts cold)."""
@@ -184,7 +169,7 @@ class Worker:
         log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             self.proc = template.fork_worker(sock_fd=child.fileno(), log_fd=log, workdir=str(self.workdir),
-                                             device=self.device, confine=list(confine), env=env,
+                                             device=self.device, confine=confine, env=env,
                                              memory_mb=self.memory_mb, user_ns=user_ns)
         except worker_template.TemplateUnavailable as exc:
             self.start_notes.append(f"started cold: {exc}")

@@ -227,7 +227,7 @@ def _worker(request: dict, sock_fd: int, log_fd: int, alive_r: int) -> None:
         from autograder.engine.worker_main import main
 
         confine = request.get("confine")
-        main(sock_fd, request["device"], tuple(confine) if confine else None)
+        main(sock_fd, request["device"], confine or None)
     except BaseException:  # noqa: BLE001 - the log says why; the grading process sees the exit
         code = 70
         try:
