@@ -32,6 +32,7 @@ from pathlib import Path
 from autograder.engine import worker_confine as isolation
 from autograder.engine import wire as protocol
 from autograder.engine import worker_template
+from autograder.engine.worker_cgroup import TreeLimits
 from autograder.engine.processes import kill_tree
 from autograder.i18n import tr
 
@@ -106,12 +107,16 @@ class Worker:
         self.workdir: Path | None = None
         self.log_path: Path | None = None
         self.start_notes: list[str] = []  # why a worker was started cold where a template was meant to fork it
+        self._tree: TreeLimits | None = None  # its cgroups (threads and processes, memory), where they can be had
+        self._tree_tried = False
         _become_subreaper()
 
     # -- life cycle -------------------------------------------------------------------------
 
     def _limits(self) -> None:  # runs in the child between fork and exec
         os.setsid()
+        if self._tree is not None:
+            self._tree.add(os.getpid())  # unshare, and the worker it starts
         isolation.set_worker_limits(self.memory_mb)
 
     def start(self) -> None:
@@ -127,6 +132,9 @@ class Worker:
         parent, child = socket.socketpair()
         self._parent = parent
         env = worker_env(str(self.workdir), os.environ)
+        if not self._tree_tried and "cgroup" not in SKIPPED_DEFENCES:
+            self._tree_tried = True
+            self._tree = TreeLimits.create(isolation.MAX_TASKS, self.memory_mb << 20)
         prefix = isolation.unshare_prefix()
         self.isolated = prefix is not None
         confine = self._confinement() if self.isolated else None
@@ -177,6 +185,12 @@ class Worker:
             return False
         finally:
             os.close(log)
+        if self._tree is not None:
+            try:  # before its first request, so before any submission code
+                self._tree.add(self.proc.worker_pid)
+            except OSError:
+                self.proc.kill()
+                raise
         child.close()
         self.sock = self._parent
         return True
@@ -190,11 +204,14 @@ class Worker:
             import psutil
 
             found = psutil.Process(os.getpid()).children(recursive=True)
+            # the template this process started serves every worker of the run: never one to kill, nor
+            # the monitors and workers forked from it (each Worker ends its own through pidfds; what its
+            # worker started dies with the worker's PID namespace)
+            keep = worker_template.own_template_pid()
+            spared = {keep} | ({p.pid for p in psutil.Process(keep).children(recursive=True)} if keep else set())
         except Exception:  # noqa: BLE001 - psutil missing or the process table changed under us
             return []
-        # the template this process started serves every worker of the run: never one to kill
-        keep = worker_template.own_template_pid()
-        return [p for p in found if p.pid != keep]
+        return [p for p in found if p.pid not in spared]
 
     def kill(self) -> None:
         self._pid_ns = None
@@ -225,15 +242,24 @@ class Worker:
 
     def close(self) -> None:
         self.kill()
+        if self._tree is not None:
+            self._tree.remove()
+            self._tree, self._tree_tried = None, False
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
 
     def _police(self) -> None:
-        if self.proc is not None and _process_count(self.proc.pid, self._namespace()) > self.max_processes:
+        pids = _worker_pids(self.proc.pid, self._namespace()) if self.proc is not None else []
+        if len(pids) > self.max_processes:
             self.kill()
             raise WorkerDied(tr("started more than {max_processes} processes (a fork bomb?) and was stopped")
                               .format(max_processes=self.max_processes))
+        # without a memory cgroup (worker_cgroup: its fallback), the tree's memory is added up here
+        if self._tree is None and pids and _tree_memory(pids, self.memory_mb << 20) > self.memory_mb << 20:
+            self.kill()
+            raise WorkerDied(tr("used more than {megabytes} MB of memory across its processes and was stopped")
+                              .format(megabytes=self.memory_mb))
         if self.proc is not None and self.disk_used() > DISK_QUOTA_BYTES:
             self.kill()
             raise WorkerDied(tr("wrote more than {megabytes} MB to disk and was stopped")
@@ -320,17 +346,46 @@ class Worker:
         return total
 
 
-def _process_count(pgid: int, pid_ns: str | None) -> int:
+def _worker_pids(pgid: int, pid_ns: str | None) -> list[int]:
     """Processes in the worker's process group or PID namespace."""
-    count = 0
+    pids = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
                 if os.getpgid(int(name)) == pgid or (pid_ns and os.readlink(f"/proc/{name}/ns/pid") == pid_ns):
-                    count += 1
+                    pids.append(int(name))
             except OSError:
                 pass
-    return count
+    return pids
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _tree_memory(pids: list[int], limit: int) -> int:
+    """Bytes the processes use together. Resident sizes first (cheap: /proc/PID/statm); only where they add
+    up past ``limit`` is it worth the exact figure, since pages a worker shares with its template and its
+    children are counted in each: proportional set sizes (smaps_rollup's Pss), which add up to the truth."""
+    rss = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                rss += int(f.read().split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            pass
+    if rss <= limit:
+        return rss
+    pss = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError, IndexError):
+            pass
+    return pss or rss
 
 
 def _describe_exit(code, exc) -> str:
