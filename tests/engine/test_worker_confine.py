@@ -255,7 +255,8 @@ R = {
     "unshare_net": call(libc.unshare, 0x40000000),
     "add_key": call(libc.syscall, nr("add_key"), b"user", b"gptlab-adv", b"x", 1, -3),  # the session keyring
     "keyctl": call(libc.syscall, nr("keyctl"), 0, -3, 0),
-    "ptrace": call(libc.ptrace, 0, 0, None, None),  # PTRACE_TRACEME
+    "ptrace": [-1, os.waitpid(os.fork() or os._exit(0 if libc.ptrace(0, 0, None, None) == 0 else ctypes.get_errno()),
+                              0)[1] >> 8],  # PTRACE_TRACEME, in a child: a traced worker would stop at its next signal
     "mount": call(libc.mount, b"none", b"/tmp", b"tmpfs", 0, None),
     "bpf": call(libc.syscall, nr("bpf"), 0, None, 0),
     "perf_event_open": call(libc.syscall, nr("perf_event_open"), None, 0, -1, -1, 0),
@@ -302,7 +303,7 @@ for i in range(3):
     pid = os.fork()
     if pid == 0:
         try:
-            b = bytearray(1600 << 20)  # under the per-process limit
+            b = bytearray(560 << 20)  # with the worker's own ~600 MB of address space: under the per-process limit
             for j in range(0, len(b), 4096):
                 b[j] = 1
             open(f"done{i}", "w").close()
@@ -310,7 +311,7 @@ for i in range(3):
         finally:
             os._exit(0)
     kids.append(pid)
-end = time.monotonic() + 15
+end = time.monotonic() + 40
 while time.monotonic() < end and len([f for f in os.listdir(".") if f.startswith("done")]) < 3:
     time.sleep(0.2)
 R = {"done": len([f for f in os.listdir(".") if f.startswith("done")])}
@@ -319,11 +320,11 @@ R = {"done": len([f for f in os.listdir(".") if f.startswith("done")])}
 
 @needs_namespaces
 def test_worker_memory_is_capped_for_the_whole_tree():
-    """Three children of 1.6 GB each (4.8 GB, the worker's limit 4 GiB): they never all get theirs."""
+    """Three children of 560 MB each (1.7 GB, the worker's limit 1280 MB): they never all get theirs."""
     from autograder.engine.worker_control import WorkerDied
 
     try:
-        r = _probe(MEMORY_TREE, memory_mb=4096)
+        r = _probe(MEMORY_TREE, memory_mb=1280, timeout=90)
     except WorkerDied:
         return  # stopped by the grading process's count (the fallback without a memory cgroup)
     assert r["done"] < 3, r
