@@ -82,7 +82,7 @@ def confine(spec: dict) -> list[str]:
     tests set it (tests/engine/test_planted_bugs.py). Returns notes on what could not be done."""
     skip = set(spec.get("skip", ()))
     writable = spec["writable"]
-    notes = []
+    notes = [f"defences left out for a test: {', '.join(sorted(skip))}"] if skip else []
     libc = _libc()
     try:
         _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)

@@ -221,9 +221,7 @@ def skip_defences(*names, police=True):
     the grading process adding up its tree's memory, the fallback of a memory cgroup)."""
 
     def plant(mp):
-        mp.setattr(worker_control, "SKIPPED_DEFENCES", set(names))
-        if not police:
-            mp.setattr(worker_control, "_tree_memory", lambda pids, limit: 0)
+        mp.setattr(worker_control, "SKIPPED_DEFENCES", set(names) | (set() if police else {"police"}))
 
     return plant
 
