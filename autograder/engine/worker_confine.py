@@ -1,24 +1,24 @@
-"""Keep the reference solution and the hidden checks out of the worker's reach (Linux).
+"""The worker's confinement, set up in the worker before any submission code (Linux).
 
 Where Linux namespaces can be made (as root, or as any user where unprivileged user namespaces
 are allowed), the worker starts under ``unshare`` in new PID, mount, network and IPC namespaces (or
-is forked from a warm template into the same namespaces: ``worker_template``):
+is forked from a warm template into the same namespaces: ``worker_template``), then ``confine``:
 
-- it sees only its own processes (it is PID 1 there: it cannot signal or read the grading
-  process, and when it dies every process it started dies with it);
-- every file system is read-only for it except its own temporary folder, which is a tmpfs of
-  ``DISK_QUOTA_MB`` (a write past it fails with "No space left on device"); the repository is
-  covered by empty mounts except ``autograder/`` (its own code, without ``checks/hidden/``), ``data/`` and
-  the Python environment, and so is the reference wherever it lies (``--reference``);
-- it has no network;
-- before any submission code runs it drops every capability and sets no_new_privs, so it cannot
-  undo those mounts.
+- its root file system becomes a new one built from an allowlist (``worker_root``): the system's
+  program folders, the Python environment and the handout's code and data, read-only; its own tmpfs
+  folder of ``DISK_QUOTA_MB``; a minimal /dev; a /proc of its own PID namespace (it sees only its own
+  processes); nothing else of the machine;
+- it becomes ``UNPRIVILEGED_ID`` in a user namespace of its own (never root, there or outside), where
+  RLIMIT_NPROC counts its threads and processes together (``MAX_TASKS``);
+- it drops every capability and sets no_new_privs;
+- it loads the seccomp filter (``worker_seccomp``).
 
-Where none of this is possible (macOS, Windows, a container without user namespaces), the worker
-runs as a plain child process and the run's report says so: the time, memory and process limits
-and the plain-data protocol still hold, but files readable by the grading user are readable by
-the submission. On a student laptop that is harmless (the handout holds no reference and no hidden
-check); on a grading server, run the grader where namespaces work (or as a user who cannot read
+docs/architecture.md ("The worker's confinement") says why this and not bubblewrap, and what each
+missing piece costs. Where none of this is possible (macOS, Windows, a container without user
+namespaces), the worker runs as a plain child process and the run's report says so: the time, memory
+and process limits and the plain-data protocol still hold, but files readable by the grading user are
+readable by the submission. On a student laptop that is harmless (the handout holds no reference and no
+hidden check); on a grading server, run the grader where namespaces work (or as a user who cannot read
 the reference).
 """
 
