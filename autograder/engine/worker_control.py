@@ -4,9 +4,11 @@ What the worker gets (see README, "What the grader enforces"):
 - its own process session and a fresh temporary working directory, removed afterwards;
 - a clean environment: no variable of the grading run (``PYTEST_*``, ``NBGRADER_*``, the reference's
   path), ``PYTHON*`` ignored (``python -I``);
-- resource limits: address space (``memory_mb``), file size, no core dumps; and a process count: the
-  grader counts the worker's processes while it waits and kills them all past ``max_processes`` (no
-  ``RLIMIT_NPROC``, which counts every process of the user and exempts root: see ``_limits``);
+- resource limits: address space (``memory_mb``), file size, no core dumps; its cgroups (``worker_cgroup``:
+  threads and processes together, memory for the whole tree) where they can be made, else the tree's memory
+  added up here; a process count: the grader counts the worker's processes while it waits and kills them
+  all past ``max_processes``; its threads are capped inside (RLIMIT_NPROC in its own user namespace:
+  ``worker_confine``);
 - a time limit on every request (soft: a signal in the worker; hard: the grader kills the process
   group and every descendant a few seconds later), and never past the submission's own deadline;
 - a disk quota: a tmpfs of ``isolation.DISK_QUOTA_MB`` as its folder where namespaces exist; without
