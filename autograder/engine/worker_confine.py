@@ -94,7 +94,8 @@ def confine(spec: dict) -> list[str]:
                f"size={DISK_QUOTA_MB}m,mode=0700,uid={owner},gid={owner}")
     else:
         try:
-            notes += worker_root.build(libc, spec["keep"], spec["hide"], writable, owner, DISK_QUOTA_MB)
+            notes += worker_root.build(libc, spec["keep"], spec["hide"], writable, owner, DISK_QUOTA_MB,
+                                       gpu=spec.get("device", "cpu") != "cpu")
         except OSError as exc:
             return notes + [f"could not build the worker's own root ({exc}): files readable by the grader "
                             "are readable here"]

@@ -168,7 +168,7 @@ class Worker:
         inside it, its folder, its cap on threads and processes."""
         hide = [str(ROOT / "autograder" / "checks" / "hidden"), *self.extra_hide]
         spec = {"keep": [str(k) for k in _keep()], "hide": hide, "writable": str(self.workdir),
-                "tasks": isolation.MAX_TASKS}
+                "tasks": isolation.MAX_TASKS, "device": self.device}
         if SKIPPED_DEFENCES:
             spec["skip"] = sorted(SKIPPED_DEFENCES)
         return spec

@@ -11,8 +11,8 @@ Built by ``worker_confine.confine`` in the worker's new mount namespace, before 
   /var, /etc (two made-up lines of passwd and group, and the dynamic loader's cache), /sys;
 - the worker's folder (``writable``, the same path as outside so every path the grader sends holds): a
   tmpfs of the disk quota, owned by the worker's unprivileged user;
-- /dev with null, zero, full, random, urandom (and a GPU's nodes where the machine has them), bound from
-  the host's; /dev/fd and the std links; no /dev/shm;
+- /dev with null, zero, full, random, urandom, bound from the host's; /dev/fd and the std links; no
+  /dev/shm; for a submission run on a GPU (``--device cuda``), the GPU's nodes and /sys read-only too;
 - a /proc of its own PID namespace.
 
 Bubblewrap builds the same view (``--ro-bind``, ``--dev``, ``--proc``, ``--tmpfs``), but only for a
@@ -82,8 +82,10 @@ def _bind(libc, new_root: str, path: str, extra: int = 0) -> None:
            _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | extra | _kept_flags(path))
 
 
-def build(libc, keep: list[str], hide: list[str], writable: str, owner: int, quota_mb: int) -> list[str]:
-    """Make the new root and enter it. ``owner``: the worker's folder's owner (in this namespace's ids)."""
+def build(libc, keep: list[str], hide: list[str], writable: str, owner: int, quota_mb: int,
+          gpu: bool = False) -> list[str]:
+    """Make the new root and enter it. ``owner``: the worker's folder's owner (in this namespace's ids).
+    ``gpu``: the submission runs on a GPU, whose driver reads /sys (the machine's devices, read-only)."""
     notes = []
     os.umask(0o022)
     new_root = writable  # an empty folder of ours, covered at once: the skeleton's mount point
@@ -112,7 +114,9 @@ def build(libc, keep: list[str], hide: list[str], writable: str, owner: int, quo
                 _mount(libc, "/dev/null", new_root + real, None, _MS_BIND)
         except OSError as exc:
             notes.append(f"could not hide {path} ({exc})")
-    _devices(libc, new_root)
+    _devices(libc, new_root, gpu)
+    if gpu and os.path.isdir("/sys"):
+        _bind(libc, new_root, "/sys", _MS_NOEXEC)
     etc = _place(new_root, "/etc", True)
     with open(f"{etc}/passwd", "w") as f:  # getpass.getuser() and friends: the worker's one user
         f.write(f"nobody:x:{65534}:{65534}:nobody:/nonexistent:/usr/sbin/nologin\n")
@@ -131,12 +135,12 @@ def build(libc, keep: list[str], hide: list[str], writable: str, owner: int, quo
     return notes
 
 
-def _devices(libc, new_root: str) -> None:
+def _devices(libc, new_root: str, gpu: bool) -> None:
     dev = _place(new_root, "/dev", True)
     for name in DEVICES:
         if os.path.exists(f"/dev/{name}"):
             _bind(libc, new_root, f"/dev/{name}", _MS_NOEXEC)
-    for pattern in GPU_DEVICES:
+    for pattern in GPU_DEVICES if gpu else ():
         for path in glob.glob(pattern):
             if not os.path.isdir(path):
                 _bind(libc, new_root, path, _MS_NOEXEC)
