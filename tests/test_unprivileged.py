@@ -47,9 +47,12 @@ JOBS = 2
 WARM, COLD, NODEV = "warm", "cold", "nodev"
 # the most telling cases: reading the reference / hidden checks (disk, env, /proc, .git), writing the
 # instructor's files, forging results.json, processes left behind; the network case is this module's
+# ; and issue 23's confinement cases (the host's files and sockets, a thread bomb, privileged calls)
 WARM_CASES = ("reference", "leak_reference_disk_env_proc", "leak_reference_git_objects", "write_outside_sandbox",
-              "vandalise_repo", "forge_results_json", "child_left_running", "reach_network")
-COLD_CASES = ("reference", "leak_reference_disk_env_proc", "write_outside_sandbox", "vandalise_repo")
+              "vandalise_repo", "forge_results_json", "child_left_running", "reach_network", "probe_host_files",
+              "connect_host_sockets", "thread_bomb_at_load", "privileged_calls")
+COLD_CASES = ("reference", "leak_reference_disk_env_proc", "write_outside_sandbox", "vandalise_repo",
+              "probe_host_files", "thread_bomb_at_load", "privileged_calls")
 # warm again, with the user's folder on a mount of its own that is nodev,nosuid (as a home on NFS or on
 # a partition of its own often is: mount flags a user namespace cannot clear, see worker_confine.confine)
 NODEV_CASES = ("reference", "write_outside_sandbox", "vandalise_repo", "forge_results_json")
@@ -341,7 +344,9 @@ def _sandbox_problems(output: str, user_mount: str) -> list[str]:
         if not line.startswith("sandbox:"):
             continue
         left_writable = " read-only (" in line and user_mount in line.split(" read-only (", 1)[1].rstrip(")").split(", ")
-        if left_writable or any(w in line for w in ("no namespaces", "could not hide", "could not set up")):
+        if left_writable or any(w in line for w in ("no namespaces", "could not hide", "could not set up",
+                                                    "could not build", "no seccomp filter", "no user namespace",
+                                                    "defences left out")):
             out.append(f"the grader's note: {line}")
     return out
 

@@ -4,9 +4,11 @@ What the worker gets (see README, "What the grader enforces"):
 - its own process session and a fresh temporary working directory, removed afterwards;
 - a clean environment: no variable of the grading run (``PYTEST_*``, ``NBGRADER_*``, the reference's
   path), ``PYTHON*`` ignored (``python -I``);
-- resource limits: address space (``memory_mb``), file size, no core dumps; and a process count: the
-  grader counts the worker's processes while it waits and kills them all past ``max_processes`` (no
-  ``RLIMIT_NPROC``, which counts every process of the user and exempts root: see ``_limits``);
+- resource limits: address space (``memory_mb``), file size, no core dumps; its cgroups (``worker_cgroup``:
+  threads and processes together, memory for the whole tree) where they can be made, else the tree's memory
+  added up here; a process count: the grader counts the worker's processes while it waits and kills them
+  all past ``max_processes``; its threads are capped inside (RLIMIT_NPROC in its own user namespace:
+  ``worker_confine``);
 - a time limit on every request (soft: a signal in the worker; hard: the grader kills the process
   group and every descendant a few seconds later), and never past the submission's own deadline;
 - a disk quota: a tmpfs of ``isolation.DISK_QUOTA_MB`` as its folder where namespaces exist; without
@@ -32,6 +34,7 @@ from pathlib import Path
 from autograder.engine import worker_confine as isolation
 from autograder.engine import wire as protocol
 from autograder.engine import worker_template
+from autograder.engine.worker_cgroup import TreeLimits
 from autograder.engine.processes import kill_tree
 from autograder.i18n import tr
 
@@ -41,6 +44,14 @@ POLICE_EVERY_S = 0.25  # process count and disk use checked this often while a r
 DISK_QUOTA_BYTES = isolation.DISK_QUOTA_MB << 20
 
 
+# Defences of the worker's confinement left out ("root", "user", "seccomp", "cgroup", "police"): only tests
+# fill it, to show that each hostile case fails without its defence (a planted bug): through a monkeypatch
+# (tests/engine), or through this variable for a whole grading run (tests/test_confinement.py). A run
+# without one says so in its report (the worker's isolation notes).
+SKIP_VAR = "GPTLAB_TEST_ONLY_SKIP_DEFENCES"
+SKIPPED_DEFENCES: set[str] = {d for d in os.environ.get(SKIP_VAR, "").split(",") if d}
+
+
 class WorkerDied(Exception):
     """The worker process ended or stopped answering."""
 
@@ -48,35 +59,6 @@ class WorkerDied(Exception):
         super().__init__(message)
         self.timed_out = timed_out
         self.budget = budget  # the submission's whole time budget ran out (not this request's limit)
-
-
-# top-level folders the interpreter and its libraries need, never covered
-_SYSTEM = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc", "dev", "sys", "run", "var"}
-
-
-def paths_to_hide(keep: list[Path]) -> list[str]:
-    """Everything the worker has no business reading: along the way from ``/`` to each kept path
-    (its own code, the data loader, the Python installations, its folder), every other entry.
-    So the repository's other folders (``solutions/``, ``.git``), other checkouts, home folders and
-    other runs' temporary folders (a classmate's submission) are out of reach, while ``/usr``,
-    ``/lib``, ``/etc`` and the kept paths stay."""
-    keep = [Path(os.path.realpath(k)) for k in keep if os.path.exists(k)]
-    on_the_way = {a for k in keep for a in (k, *k.parents)}
-    hide = []
-    for folder in sorted(on_the_way):
-        if folder in keep:
-            continue
-        try:
-            entries = sorted(folder.iterdir())
-        except OSError:
-            continue
-        for entry in entries:
-            if entry in on_the_way or (folder == Path("/") and entry.name in _SYSTEM):
-                continue
-            if entry.is_symlink() or not (entry.is_dir() or entry.is_file()):
-                continue  # a link leads to a covered or a system path; sockets and fifos hold no text
-            hide.append(str(entry))
-    return hide
 
 
 def _keep() -> list[Path]:
@@ -130,12 +112,16 @@ class Worker:
         self.workdir: Path | None = None
         self.log_path: Path | None = None
         self.start_notes: list[str] = []  # why a worker was started cold where a template was meant to fork it
+        self._tree: TreeLimits | None = None  # its cgroups (threads and processes, memory), where they can be had
+        self._tree_tried = False
         _become_subreaper()
 
     # -- life cycle -------------------------------------------------------------------------
 
     def _limits(self) -> None:  # runs in the child between fork and exec
         os.setsid()
+        if self._tree is not None:
+            self._tree.add(os.getpid())  # unshare, and the worker it starts
         isolation.set_worker_limits(self.memory_mb)
 
     def start(self) -> None:
@@ -151,10 +137,12 @@ class Worker:
         parent, child = socket.socketpair()
         self._parent = parent
         env = worker_env(str(self.workdir), os.environ)
+        if not self._tree_tried and "cgroup" not in SKIPPED_DEFENCES:
+            self._tree_tried = True
+            self._tree = TreeLimits.create(isolation.MAX_TASKS, self.memory_mb << 20)
         prefix = isolation.unshare_prefix()
         self.isolated = prefix is not None
-        hide = [*paths_to_hide([*_keep(), self.workdir]), str(ROOT / "autograder" / "checks" / "hidden"), *self.extra_hide]
-        confine = (hide, str(self.workdir)) if self.isolated else None
+        confine = self._confinement() if self.isolated else None
         if self.isolated and self._fork(child, env, confine, "--user" in prefix):
             return
         code = (
@@ -175,6 +163,16 @@ class Worker:
         child.close()
         self.sock = parent
 
+    def _confinement(self) -> dict:
+        """What the worker builds its own root from (worker_confine.confine): the allowlist, what to cover
+        inside it, its folder, its cap on threads and processes."""
+        hide = [str(ROOT / "autograder" / "checks" / "hidden"), *self.extra_hide]
+        spec = {"keep": [str(k) for k in _keep()], "hide": hide, "writable": str(self.workdir),
+                "tasks": isolation.MAX_TASKS, "device": self.device}
+        if SKIPPED_DEFENCES:
+            spec["skip"] = sorted(SKIPPED_DEFENCES)
+        return spec
+
     def _fork(self, child: socket.socket, env: dict, confine, user_ns: bool) -> bool:
         """The worker forked from a warm template (``worker_template``), in the same namespaces, confinement,
         limits, environment and folder as a cold one; False where none can be had (then it starts cold)."""
@@ -184,7 +182,7 @@ class Worker:
         log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             self.proc = template.fork_worker(sock_fd=child.fileno(), log_fd=log, workdir=str(self.workdir),
-                                             device=self.device, confine=list(confine), env=env,
+                                             device=self.device, confine=confine, env=env,
                                              memory_mb=self.memory_mb, user_ns=user_ns)
         except worker_template.TemplateUnavailable as exc:
             self.start_notes.append(f"started cold: {exc}")
@@ -192,6 +190,12 @@ class Worker:
             return False
         finally:
             os.close(log)
+        if self._tree is not None:
+            try:  # before its first request, so before any submission code
+                self._tree.add(self.proc.worker_pid)
+            except OSError:
+                self.proc.kill()
+                raise
         child.close()
         self.sock = self._parent
         return True
@@ -205,11 +209,14 @@ class Worker:
             import psutil
 
             found = psutil.Process(os.getpid()).children(recursive=True)
+            # the template this process started serves every worker of the run: never one to kill, nor
+            # the monitors and workers forked from it (each Worker ends its own through pidfds; what its
+            # worker started dies with the worker's PID namespace)
+            keep = worker_template.own_template_pid()
+            spared = {keep} | ({p.pid for p in psutil.Process(keep).children(recursive=True)} if keep else set())
         except Exception:  # noqa: BLE001 - psutil missing or the process table changed under us
             return []
-        # the template this process started serves every worker of the run: never one to kill
-        keep = worker_template.own_template_pid()
-        return [p for p in found if p.pid != keep]
+        return [p for p in found if p.pid not in spared]
 
     def kill(self) -> None:
         self._pid_ns = None
@@ -240,15 +247,24 @@ class Worker:
 
     def close(self) -> None:
         self.kill()
+        if self._tree is not None:
+            self._tree.remove()
+            self._tree, self._tree_tried = None, False
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
 
     def _police(self) -> None:
-        if self.proc is not None and _process_count(self.proc.pid, self._namespace()) > self.max_processes:
+        pids = _worker_pids(self.proc.pid, self._namespace()) if self.proc is not None else []
+        if len(pids) > self.max_processes:
             self.kill()
             raise WorkerDied(tr("started more than {max_processes} processes (a fork bomb?) and was stopped")
                               .format(max_processes=self.max_processes))
+        # without a memory cgroup (worker_cgroup: its fallback), the tree's memory is added up here
+        if self._tree is None and "police" not in SKIPPED_DEFENCES and pids and _tree_memory(pids, self.memory_mb << 20) > self.memory_mb << 20:
+            self.kill()
+            raise WorkerDied(tr("used more than {megabytes} MB of memory across its processes and was stopped")
+                              .format(megabytes=self.memory_mb))
         if self.proc is not None and self.disk_used() > DISK_QUOTA_BYTES:
             self.kill()
             raise WorkerDied(tr("wrote more than {megabytes} MB to disk and was stopped")
@@ -335,17 +351,46 @@ class Worker:
         return total
 
 
-def _process_count(pgid: int, pid_ns: str | None) -> int:
+def _worker_pids(pgid: int, pid_ns: str | None) -> list[int]:
     """Processes in the worker's process group or PID namespace."""
-    count = 0
+    pids = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
                 if os.getpgid(int(name)) == pgid or (pid_ns and os.readlink(f"/proc/{name}/ns/pid") == pid_ns):
-                    count += 1
+                    pids.append(int(name))
             except OSError:
                 pass
-    return count
+    return pids
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _tree_memory(pids: list[int], limit: int) -> int:
+    """Bytes the processes use together. Resident sizes first (cheap: /proc/PID/statm); only where they add
+    up past ``limit`` is it worth the exact figure, since pages a worker shares with its template and its
+    children are counted in each: proportional set sizes (smaps_rollup's Pss), which add up to the truth."""
+    rss = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                rss += int(f.read().split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            pass
+    if rss <= limit:
+        return rss
+    pss = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError, IndexError):
+            pass
+    return pss or rss
 
 
 def _describe_exit(code, exc) -> str:

@@ -12,7 +12,7 @@ import socket
 import sys
 
 
-def main(fd: int, device: str, confine: tuple | None = None) -> None:
+def main(fd: int, device: str, confine: dict | None = None) -> None:
     notes = ["no namespaces here: the submission can read what the grading user can read; "
              "its disk use is measured from outside"]
     # A process group of its own: under `unshare --fork` the worker would share its group with the
@@ -30,7 +30,7 @@ def main(fd: int, device: str, confine: tuple | None = None) -> None:
     if confine is not None:
         from autograder.engine.worker_confine import confine as _confine
 
-        notes = _confine(*confine)
+        notes = _confine(confine)
     from autograder.engine import wire as protocol
     from autograder.engine.worker_ops import Runtime
 

@@ -18,8 +18,8 @@ never runs or even reads anything of a submission:
   (it died, or it killed the worker) makes the monitor kill the worker;
 - the worker mounts its own ``/proc`` (``--mount-proc``), takes its log as stdout and stderr, closes
   every other descriptor but its socket, takes the request's environment and folder, sets the cold
-  worker's rlimits, and runs ``worker_main.main``: ``setsid``, ``worker_confine.confine`` (read-only mounts, the
-  hidden paths covered, its tmpfs, capabilities dropped), then the requests, exactly as a cold worker.
+  worker's rlimits, and runs ``worker_main.main``: ``setsid``, ``worker_confine.confine`` (its own root, uid 65534,
+  capabilities dropped, the seccomp filter), then the requests, exactly as a cold worker.
 
 Nothing passes from one worker to another: each is a fresh fork of the template (copy-on-write, no
 shared writable mapping); torch's default generator and numpy's global one (when imported) are reseeded
@@ -227,7 +227,7 @@ def _worker(request: dict, sock_fd: int, log_fd: int, alive_r: int) -> None:
         from autograder.engine.worker_main import main
 
         confine = request.get("confine")
-        main(sock_fd, request["device"], tuple(confine) if confine else None)
+        main(sock_fd, request["device"], confine or None)
     except BaseException:  # noqa: BLE001 - the log says why; the grading process sees the exit
         code = 70
         try:

@@ -1167,6 +1167,199 @@ CASES += [
          after=exact_points),
 ]
 
+
+# -- issue 23: the worker sees nothing of the host and cannot outgrow its share ---------------------------
+# Each payload runs at load and records in ``builtins._gptlab_adv_learned`` whatever it got that a confined
+# worker must not get; Head.forward returns zeros when anything was recorded. So each case expects full
+# marks, and loses part head the moment its defence is gone (tests/test_confinement.py shows that, with
+# the defence switched off).
+
+LEARNED_HEAD = head_forward("""
+    import builtins
+    if getattr(builtins, "_gptlab_adv_learned", None):
+        out = torch.zeros_like(out)
+""")
+
+PROBE_HOST = d("""
+    import builtins, os, sys
+    learned = builtins._gptlab_adv_learned = []
+    # what the worker may see: its own folder and the Python it runs on (and the folders on the way there)
+    roots = {os.path.realpath(p) for p in (os.getcwd(), sys.prefix, sys.base_prefix, *sys.path) if p}
+    def allowed(path):
+        return any(path == r or path.startswith(r + "/") or r.startswith(path + "/") for r in roots)
+    for top in ("/tmp", "/var/tmp", "/run", "/var/run", "/home", "/root", "/srv", "/mnt", "/media", "/var/lib"):
+        for folder, dirs, files in os.walk(top):
+            dirs[:] = [x for x in dirs if not any(os.path.join(folder, x) == r or os.path.join(folder, x).startswith(r + "/") for r in roots)]
+            learned += [os.path.join(folder, n) for n in dirs + files if not allowed(os.path.join(folder, n))]
+            if len(learned) > 200:
+                break
+    for path in ("/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/root/.bash_history", "/etc/hostname"):
+        try:
+            open(path, "rb").read(10)
+            learned.append(path)
+        except OSError:
+            pass
+    print("learned", len(learned), learned[:10])
+""")
+
+PROBE_SOCKETS = d("""
+    import builtins, os, socket, stat
+    learned = builtins._gptlab_adv_learned = []
+    for top in ("/run", "/var/run", "/tmp", "/var/tmp", "/dev", "/home", "/root", "/var/lib"):
+        for folder, dirs, files in os.walk(top):
+            for name in files:
+                path = os.path.join(folder, name)
+                try:
+                    if stat.S_ISSOCK(os.lstat(path).st_mode):
+                        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                        s.settimeout(1)
+                        s.connect(path)
+                        learned.append(path)
+                        s.close()
+                except OSError:
+                    pass
+    for name in ("\\0/tmp/.X11-unix/X0", "\\0/org/freedesktop/systemd1/notify", "\\0gptlab-adv-abstract"):
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(1)
+            s.connect(name)
+            learned.append(repr(name))
+        except OSError:
+            pass
+    print("connected", learned)
+""")
+
+THREAD_BOMB = d("""
+    import builtins, threading
+    threading.stack_size(65536)
+    stop, started = threading.Event(), 0
+    try:
+        for _ in range(3000):
+            threading.Thread(target=stop.wait, daemon=True).start()
+            started += 1
+    except RuntimeError:
+        pass
+    stop.set()
+    print("threads started", started)
+    builtins._gptlab_adv_learned = started >= 1000
+""")
+
+MEMORY_ACROSS_CHILDREN = d("""
+    import builtins, os, time
+    # three children of 2.3 GB each: each under the worker's 6 GiB per process, 6.9 GB together
+    kids = []
+    for i in range(3):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                chunks = []
+                for k in range(23):
+                    chunks.append(bytearray(b"x") * (100 << 20))
+                    with open(f"gptlab-adv-mem-{i}", "w") as f:
+                        f.write(str(k + 1))
+            finally:
+                os._exit(0)
+        kids.append(pid)
+    end = time.monotonic() + 14
+    while time.monotonic() < end and any(os.waitpid(k, os.WNOHANG) == (0, 0) for k in kids):
+        time.sleep(0.2)
+    for k in kids:
+        try:
+            os.kill(k, 9)
+        except OSError:
+            pass
+    got = 0
+    for i in range(3):
+        try:
+            got += int(open(f"gptlab-adv-mem-{i}").read() or 0)
+        except (OSError, ValueError):
+            pass
+    print("held together (100 MB chunks):", got)
+    builtins._gptlab_adv_learned = got * 100 > 6144
+""")
+
+PRIVILEGED_CALLS = d("""
+    import builtins, ctypes, ctypes.util, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    learned = builtins._gptlab_adv_learned = []
+    try:
+        sc = ctypes.CDLL(ctypes.util.find_library("seccomp") or "libseccomp.so.2")
+        nr = lambda name: sc.seccomp_syscall_resolve_name(name.encode())
+    except OSError:
+        nr = {"add_key": 248, "keyctl": 250, "bpf": 321, "perf_event_open": 298}.get
+    def in_child(fn):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os._exit(0 if fn() == 0 else 3)
+            except BaseException:
+                os._exit(4)
+        return os.waitpid(pid, 0)[1] >> 8 == 0
+    attempts = {
+        "root": lambda: os.geteuid(),
+        "add_key": lambda: 0 if libc.syscall(nr("add_key"), b"user", b"gptlab-adv-key", b"left for the next", 17, -3) > 0 else -1,
+        "unshare user namespace": lambda: libc.unshare(0x10000000),
+        "unshare mount namespace": lambda: libc.unshare(0x00020000),
+        "ptrace": lambda: libc.ptrace(0, 0, None, None),
+        "mount": lambda: libc.mount(b"none", b"/tmp", b"tmpfs", 0, None),
+        "bpf": lambda: 0 if libc.syscall(nr("bpf"), 0, None, 0) >= 0 else -1,
+        "perf_event_open": lambda: 0 if libc.syscall(nr("perf_event_open"), None, 0, -1, -1, 0) >= 0 else -1,
+        "chroot": lambda: libc.chroot(b"/tmp"),
+    }
+    for name, fn in attempts.items():
+        if in_child(fn):
+            learned.append(name)
+    print("allowed:", learned)
+""")
+
+
+def sockets_context(folder: Path) -> dict:
+    """A host socket the worker must not reach: listening, in the case's folder under /tmp."""
+    import socket as _socket
+
+    path = folder / "host.sock"
+    listener = _socket.socket(_socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen(16)
+    listener.setblocking(False)
+    _LISTENERS[str(path)] = listener
+    return {"listener": str(path)}
+
+
+_LISTENERS: dict = {}
+
+
+def socket_untouched(run: "H.Run") -> list[str]:
+    listener = _LISTENERS.pop(run.context["listener"], None)
+    if listener is None:
+        return []
+    try:
+        listener.accept()
+        return [f"the submission connected to the host's socket {run.context['listener']}"]
+    except (BlockingIOError, OSError):
+        return []
+    finally:
+        listener.close()
+
+
+CONFINEMENT_CASES = [
+    Case("probe_host_files", "confinement",
+         "lists /tmp (other runs' folders), /run, /home, /root; reads /etc/shadow: learns nothing",
+         edits=(H.after_imports(PROBE_HOST), LEARNED_HEAD)),
+    Case("connect_host_sockets", "confinement",
+         "connects to every Unix socket it finds (a host one listening in /tmp) and abstract ones: none reached",
+         edits=(H.after_imports(PROBE_SOCKETS), LEARNED_HEAD), context=sockets_context, after=socket_untouched),
+    Case("thread_bomb_at_load", "confinement", "starts 3,000 threads (64 KiB stacks): capped with the processes",
+         edits=(H.after_imports(THREAD_BOMB), LEARNED_HEAD)),
+    Case("memory_across_children", "confinement",
+         "three children of 2.3 GB each (6.9 GB, each under the per-process limit): never together past 6 GiB",
+         edits=(H.after_imports(MEMORY_ACROSS_CHILDREN), LEARNED_HEAD), budget_s=120),
+    Case("privileged_calls", "confinement",
+         "root? add_key, unshare (user, mount), ptrace, mount, bpf, perf_event_open, chroot: all refused",
+         edits=(H.after_imports(PRIVILEGED_CALLS), LEARNED_HEAD)),
+]
+CASES += CONFINEMENT_CASES
+
 # Cases whose run may take past this long on a loaded 2-core machine (a hang, a kill and a reload, a
 # replayed load) carry the ``slow_bank`` marker: CI runs them as a separate step (``-m slow_bank``),
 # the rest (``-m "not slow_bank"``) within its 15 minutes.

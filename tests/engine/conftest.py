@@ -14,6 +14,7 @@ def worker_files(tmp_path_factory):
     """A kept folder (GPTLAB_DATA, which the worker may read) holding a file the worker may read and
     one it is told to hide."""
     data = tmp_path_factory.mktemp("kept-data")
+    data.chmod(0o755)  # the worker reads it as an unprivileged user (pytest makes its folders 0700)
     (data / "visible.txt").write_text("visible text")
     (data / "secret.txt").write_text("the reference's answers")
     return data

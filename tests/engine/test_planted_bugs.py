@@ -18,7 +18,7 @@ import torch
 
 from autograder import parts
 from autograder.engine import (command, hidden_count, load, report, run_cells, submission, wire, worker_confine,
-                               worker_control, worker_ops)
+                               worker_control, worker_ops, worker_root)
 
 
 @dataclass
@@ -196,33 +196,34 @@ def submission_skips_the_copy(mp):
 _shared: dict = {}
 
 
-def worker_control_hides_the_system(mp):
-    mp.setattr(worker_control, "_SYSTEM", set())
-
-
-def worker_control_follows_links(mp):
-    original = worker_control.paths_to_hide
-
-    def paths_to_hide(keep):
-        hide = original(keep)
-        return hide + [str(p) for k in keep for p in k.parent.iterdir() if p.is_symlink()]
-
-    mp.setattr(worker_control, "paths_to_hide", paths_to_hide)
+def worker_control_keeps_the_repository(mp):
+    original = worker_control._keep
+    mp.setattr(worker_control, "_keep", lambda: [*original(), worker_control.ROOT])
 
 
 def confine_mounts_stay_writable(mp):
-    mp.setattr(worker_confine, "_MS_RDONLY", 0)
+    mp.setattr(worker_root, "_MS_RDONLY", 0)
 
 
 def confine_hides_nothing(mp):
-    original = worker_confine._mount
+    original = worker_root._mount
 
     def _mount(libc, source, target, fstype, flags, data=None):
         if source == "/dev/null" or data == "size=4k,mode=0":
             return None
         return original(libc, source, target, fstype, flags, data)
 
-    mp.setattr(worker_confine, "_mount", _mount)
+    mp.setattr(worker_root, "_mount", _mount)
+
+
+def skip_defences(*names, police=True):
+    """The worker started without these defences of its confinement (and, with ``police=False``, without
+    the grading process adding up its tree's memory, the fallback of a memory cgroup)."""
+
+    def plant(mp):
+        mp.setattr(worker_control, "SKIPPED_DEFENCES", set(names) | (set() if police else {"police"}))
+
+    return plant
 
 
 def worker_main_unbounded_answers(mp):
@@ -283,14 +284,21 @@ TABLE = [
             submission_timeout_called_a_crash),
     Planted("LocalSubmission hands out the submission's own tensors", "test_submission",
             "test_local_submission_runs_cells_and_answers_as_the_wire_would", submission_skips_the_copy),
-    Planted("worker_control hides /usr from the worker", "test_worker_control", "test_paths_to_hide_covers_what_is_off_the_way",
-            worker_control_hides_the_system),
-    Planted("worker_control mounts over a link", "test_worker_control", "test_paths_to_hide_covers_what_is_off_the_way",
-            worker_control_follows_links),
-    Planted("confine leaves the mounts writable", "test_worker_confine",
-            "test_confine_covers_hidden_paths_and_makes_mounts_read_only", confine_mounts_stay_writable),
-    Planted("confine hides nothing", "test_worker_confine", "test_confine_covers_hidden_paths_and_makes_mounts_read_only",
-            confine_hides_nothing),
+    Planted("worker_control lets the worker read the repository", "test_worker_control",
+            "test_the_confinement_keeps_only_what_the_worker_needs", worker_control_keeps_the_repository),
+    Planted("confine leaves the kept paths writable", "test_worker_confine",
+            "test_confine_builds_a_root_of_kept_paths_only_and_covers_hidden_ones", confine_mounts_stay_writable),
+    Planted("confine hides nothing", "test_worker_confine",
+            "test_confine_builds_a_root_of_kept_paths_only_and_covers_hidden_ones", confine_hides_nothing),
+    Planted("the worker keeps the host's root", "test_worker_confine", "test_worker_sees_nothing_of_the_host",
+            skip_defences("root")),
+    Planted("the worker stays root", "test_worker_confine", "test_worker_is_never_root", skip_defences("user")),
+    Planted("the worker has no seccomp filter", "test_worker_confine",
+            "test_worker_system_calls_beyond_a_lab_are_refused", skip_defences("seccomp")),
+    Planted("the worker's threads are not counted", "test_worker_confine",
+            "test_worker_threads_and_processes_are_counted_together_and_capped", skip_defences("user", "cgroup")),
+    Planted("the worker's memory is capped per process only", "test_worker_confine",
+            "test_worker_memory_is_capped_for_the_whole_tree", skip_defences("cgroup", police=False)),
     Planted("worker_main sends answers of any size", "test_worker_main",
             "test_an_answer_over_the_limit_is_replaced_by_an_error", worker_main_unbounded_answers,
             errors=(wire.ProtocolError,)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -56,19 +57,55 @@ def test_the_deadline_bounds_a_request():
     assert died.value.budget and died.value.timed_out and w.proc is None  # refused before any start
 
 
-def test_paths_to_hide_covers_what_is_off_the_way(tmp_path):
-    keep = tmp_path / "repo" / "autograder"
-    for p in (keep, tmp_path / "repo" / "solutions", tmp_path / "other"):
-        p.mkdir(parents=True)
-    (tmp_path / "repo" / "notes.txt").write_text("x")
-    (tmp_path / "repo" / "link").symlink_to(tmp_path / "other")
-    hide = worker_control.paths_to_hide([keep])
-    assert str(tmp_path / "repo" / "solutions") in hide and str(tmp_path / "other") in hide
-    assert str(tmp_path / "repo" / "notes.txt") in hide
-    assert str(keep) not in hide and str(tmp_path / "repo") not in hide
-    assert str(tmp_path / "repo" / "link") not in hide  # a link is never a mount point
-    assert not any(h in ("/usr", "/lib", "/etc", "/proc", "/dev") for h in hide)
-    assert not any(keep.is_relative_to(h) for h in map(Path, hide))
+def test_the_confinement_keeps_only_what_the_worker_needs(tmp_path):
+    w = worker_control.Worker(hide=[str(tmp_path / "reference.ipynb")])
+    w.workdir = tmp_path / "work"
+    spec = w._confinement()
+    keep = {Path(k) for k in spec["keep"]}
+    root = worker_control.ROOT
+    assert {root / "autograder", root / "data", Path(sys.prefix)} <= keep
+    assert not any(root.is_relative_to(k) or Path("/tmp").is_relative_to(k) for k in keep)  # not the repo, not /
+    assert not any(k.is_relative_to(root / "solutions") or k.is_relative_to(root / ".git") for k in keep)
+    assert str(root / "autograder" / "checks" / "hidden") in spec["hide"]
+    assert str(tmp_path / "reference.ipynb") in spec["hide"]
+    assert spec["writable"] == str(tmp_path / "work") and spec["tasks"] == worker_control.isolation.MAX_TASKS
+    assert "skip" not in spec
+
+
+def test_tree_memory_adds_up_the_processes():
+    import os
+
+    one = worker_control._tree_memory([os.getpid()], 1 << 40)
+    assert one > 10 << 20  # this process (torch imported) holds tens of MB
+    assert worker_control._tree_memory([os.getpid(), os.getpid()], 1 << 40) == 2 * one  # resident sizes
+    exact = worker_control._tree_memory([os.getpid(), os.getpid()], 1)  # past the limit: proportional sizes
+    assert 0 < exact <= 2 * one
+
+
+def test_tree_limits_hold_a_process_and_are_removed():
+    import os
+    import subprocess as sp
+
+    from autograder.engine.worker_cgroup import TreeLimits
+
+    limits = TreeLimits.create(32, 256 << 20)
+    if limits is None:
+        pytest.skip("no cgroup can be made here (the fallback: RLIMIT_NPROC and the memory police)")
+    proc = sp.Popen(["sleep", "30"])
+    try:
+        limits.add(proc.pid)
+        for d in limits.dirs:
+            assert str(proc.pid) in Path(d, "cgroup.procs").read_text().split()
+        values = {f: Path(d, f).read_text().strip() for d in limits.dirs for f in
+                  ("pids.max", "memory.limit_in_bytes", "memory.max") if Path(d, f).exists()}
+        assert values.get("pids.max") == "32"
+        assert str(256 << 20) in (values.get("memory.limit_in_bytes"), values.get("memory.max"))
+        dirs = list(limits.dirs)
+        limits.remove()
+        assert proc.wait(timeout=10) == -9 and not any(os.path.exists(d) for d in dirs)
+    finally:
+        proc.kill()
+        limits.remove()
 
 
 def test_describe_exit():
