@@ -28,7 +28,7 @@ import warnings  # noqa: E402
 # matter (a tampered notebook, a submission that could not be graded).
 warnings.filterwarnings("ignore", message=r".*not in session, add operation along")
 
-from instructor.nbgrader_plugins import GradeInSandbox, RepairStructure  # noqa: E402
+from instructor.nbgrader_plugins import FlagForReview, GradeInSandbox, ReadAnyNotebook, RepairStructure  # noqa: E402
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds,  # noqa: E402
                                     LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
@@ -48,10 +48,17 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 c.GradeInSandbox.timeout = 600
 # c.GradeInSandbox.reference = "..."   # default: source/<assignment>/<notebook>.ipynb of this course
 
+# A notebook that cannot be read (truncated, not JSON, a link) is graded "not graded" with its reason and
+# feedback, instead of stopping nbgrader with a traceback for that student:
+c.Autograde.exporter_class = ReadAnyNotebook
+# Student text in the HTML feedback (outputs) is sanitised; the grader's own notes are escaped text:
+c.HTMLExporter.sanitize_html = True
+
 # Sanitize: rebuild the released structure (metadata, test cells) first, then nbgrader's own checks.
 c.Autograde.sanitize_preprocessors = [RepairStructure, ClearOutput, DeduplicateIds, OverwriteKernelspec,
                                       OverwriteCells, CheckCellMetadata]
 # Autograde: nbgrader 0.9.6's list with GradeInSandbox in place of Execute (and nothing that reads
 # a kernel's stderr: no kernel runs).
+# FlagForReview after SaveAutoGrades: not graded, hung or tampered notebooks are flagged in the gradebook.
 c.Autograde.autograde_preprocessors = [GradeInSandbox, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
-                                       AssignLatePenalties, CheckCellMetadata]
+                                       FlagForReview, AssignLatePenalties, CheckCellMetadata]

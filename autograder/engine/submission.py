@@ -247,6 +247,7 @@ class RemoteSubmission(Submission):
         self.bad_cells: dict[int, CellOutcome] = {}  # cells that killed or hung the worker
         self.loaded = False
         self.hung: dict[str, tuple[str, str]] = {}  # code that hung or crashed once: not run again
+        self.answered = False  # whether a worker ever answered: if not, nothing of the submission ran
 
     def start(self) -> None:
         """Start the worker early: it imports torch while the grading process collects checks."""
@@ -273,6 +274,7 @@ class RemoteSubmission(Submission):
         try:
             answer = self.worker.request({"op": "ping"}, CELL_TIMEOUT_S, self.deadline)
             notes = protocol.from_jsonable(answer.get("value")).get("isolation", [])
+            self.answered = True
         except (WorkerDied, protocol.ProtocolError, AttributeError) as exc:
             notes = [f"the worker did not start ({exc})"]
         for note in notes:
