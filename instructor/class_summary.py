@@ -85,11 +85,16 @@ def stand_in(status: str, problem: str, output: str | None = None, code: str = "
     every score cell of the exports stays empty (never a blank-looking 0), and the reason. The one place
     such a record is made (grade_class, the class summary, the cluster's merge)."""
     data = {"score": 0, "tests": [], "output": problem if output is None else output}
-    return report.set_verdict(data, status, code or _DEFAULT_CAUSE[status], problem)
+    return report.set_verdict(data, status, code or default_cause(status), problem)
 
 
 _DEFAULT_CAUSE = {"ok": "", "hung": "cell_timeout", "tampered": "locked_cells_changed", "error": "no_results",
                   "timeout": "grading_timeout", "missing": "no_submission"}
+
+
+def default_cause(status: str) -> str:
+    """The cause code of a status when nothing more precise is known."""
+    return _DEFAULT_CAUSE.get(status, "malformed_results")
 
 
 def missing_stand_in(reason: str) -> dict:

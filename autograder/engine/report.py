@@ -65,7 +65,7 @@ def verdict(status: str, cause: str = "", problem: str = "", **extra) -> dict:
         raise ValueError(f"unknown status {status!r}")
     if cause not in CAUSES:
         raise ValueError(f"unknown cause {cause!r}")
-    line = " ".join(str(problem).split())
+    line = " ".join(next((x for x in str(problem).splitlines() if x.strip()), "").split())  # its first line
     line = line if len(line) <= PROBLEM_CHARS else line[:PROBLEM_CHARS - 3] + "..."
     return {"status": status, "cause": cause, "problem": line, **extra}
 
