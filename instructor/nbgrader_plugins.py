@@ -182,8 +182,8 @@ class RepairStructure(NbGraderPreprocessor):
                 continue
             if not isinstance(grade_id, str) or grade_id not in trusted:
                 del cell.metadata["nbgrader"]
-                notes.append(f"a cell carried an unknown grade id ({bounded(str(grade_id), 40)}); it is graded "
-                             "as an ordinary cell")
+                notes.append(f"a cell carried an unknown grade id ({markdown(bounded(str(grade_id), 40))}); it is "
+                             "graded as an ordinary cell")
                 continue
             claims.setdefault(grade_id, []).append(cell)
         present = {}
@@ -235,7 +235,7 @@ class RepairStructure(NbGraderPreprocessor):
         if notes:
             text = (f"**{NOTE_MARKER}.** This submission changed cells that the grading relies on. "
                     "They were restored before grading; please check that the grades below are what you expect.\n\n"
-                    + "\n".join(f"* {markdown(n)}" for n in notes))
+                    + "\n".join(f"* {n}" for n in notes))  # the notes' only student text is escaped where made
             nb.cells.insert(0, from_dict({"cell_type": "markdown", "metadata": {"tags": ["autograder-note"]},
                                           "source": text, "id": "gptlab-autograder-note"}))
         resources.setdefault("gptlab", {})["restored"] = notes
@@ -474,12 +474,7 @@ class GradeInSandbox(NbGraderPreprocessor):
         notes = "\n".join(line for line in str(data.get("output") or "").splitlines()
                           if line.strip() and not routine.search(line))
         if problem or notes:
-            # the notes quote the student's code and its error messages: text, not markdown or HTML
-            text = f"**{GRADER_MARKER}.** " + (markdown(tr("This notebook could not be graded: {problem}")
-                                                        .format(problem=bounded(problem, NOTE_LINE_CHARS)))
-                                               + "\n\n" if problem else "")
-            text += "\n".join(f"* {markdown(bounded(line, NOTE_LINE_CHARS))}"
-                               for line in notes.splitlines()[:20] if line.strip())
+            text = grader_note(problem, notes)
             at = 1 if nb.cells and NOTE_MARKER in str(nb.cells[0].get("source", "")) else 0
             nb.cells.insert(at, from_dict({"cell_type": "markdown", "metadata": {"tags": ["autograder-note"]},
                                            "source": text, "id": "gptlab-grader-report"}))
@@ -492,6 +487,19 @@ class GradeInSandbox(NbGraderPreprocessor):
         resources.setdefault("gptlab", {})["grade"] = {"status": status, "cause": result.get("cause", ""),
                                                        "problem": result.get("problem", ""), "cells": graded}
         return nb, resources
+
+
+def grader_note(problem: str, notes: str) -> str:
+    """The markdown of the grader's note at the top of the autograded notebook (so of the feedback): why it
+    was not graded, and the grader's notes. They quote the student's code and its error messages: escaped
+    text (no HTML, no markdown of the student's), each line bounded, at most 20 lines."""
+    from autograder.i18n import tr
+
+    text = f"**{GRADER_MARKER}.** " + (markdown(tr("This notebook could not be graded: {problem}")
+                                                .format(problem=bounded(problem, NOTE_LINE_CHARS)))
+                                       + "\n\n" if problem else "")
+    return text + "\n".join(f"* {markdown(bounded(line, NOTE_LINE_CHARS))}"
+                             for line in str(notes).splitlines()[:20] if line.strip())
 
 
 class FlagForReview(NbGraderPreprocessor):
@@ -542,5 +550,5 @@ def results_dir(course_root, assignment_id: str, notebook_id: str) -> Path:
     return Path(course_root) / RESULTS_FOLDER / assignment_id / notebook_id
 
 
-__all__ = ["RepairStructure", "GradeInSandbox", "FlagForReview", "ReadAnyNotebook", "flag", "released_source", "part_of", "part_results", "cell_score",
+__all__ = ["RepairStructure", "GradeInSandbox", "FlagForReview", "ReadAnyNotebook", "flag", "grader_note", "released_source", "part_of", "part_results", "cell_score",
            "results_dir", "NOTE_MARKER", "GRADER_MARKER", "NotebookNode"]

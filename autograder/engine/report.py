@@ -228,7 +228,7 @@ def gradescope_json(parts: list[PartScore], extra_output: str = "", not_run: str
 
 
 def zero_report(cause: str, rubric: dict[str, Fraction] | None = None, bonus: set[str] | None = None,
-                code: str = "grader_failed") -> dict:
+                code: str = "grader_failed", status: str = "error") -> dict:
     """The results.json of a run that could not grade at all: every part 0 of its points, each with
     ``cause`` as its message. The one place that writes such a report (pytest autograder's
     configuration or collection failing, the Gradescope wrapper when the grader itself fails)."""
@@ -239,7 +239,7 @@ def zero_report(cause: str, rubric: dict[str, Fraction] | None = None, bonus: se
         rubric, bonus = {}, set()
     parts = [PartScore(p, rubric[p], p in (bonus or set())) for p in rubric]
     return gradescope_json(parts, f"Not graded: {cause}", not_run=f"not run: {cause}",
-                           status="error", cause=code, problem=cause)
+                           status=status, cause=code, problem=cause)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
