@@ -9,7 +9,7 @@ Each destination reads some characters as commands; these functions make them pl
   the bidirectional overrides that make text read differently from what it is. Newlines and tabs stay.
 * ``markdown``: a Jupyter markdown cell (the grader's note in the autograded notebook and the feedback):
   Jupyter renders HTML inside markdown, so ``& < >`` become entities and markdown's punctuation is
-  backslash-escaped (no link, image, emphasis or code span of the student's making).
+  backslash-escaped (no link, autolink, image, emphasis or code span of the student's making).
 * ``csv_cell``: a cell of a CSV that a spreadsheet opens (grades.csv, the LMS imports): OWASP's rule for
   CSV injection, a text starting with ``= + - @``, a tab or a carriage return gets a leading ``'``.
 * ``bounded``: at most ``limit`` characters, saying how much was cut.
@@ -23,7 +23,7 @@ import re
 # controls, the other C0 controls (not \t, \n), DEL, and the Unicode bidi / isolate controls
 _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[\]P^_X][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?|\x9b[0-?]*[ -/]*[@-~]")
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:@/])")  # ":" "@" "/": no autolink either
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
