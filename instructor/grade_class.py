@@ -243,10 +243,7 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
-    try:
-        notes = tampering.notes(path) if status == "ok" else []
-    except Exception as exc:  # noqa: BLE001 - the comparison never costs a grade; it says it could not run
-        notes = [f"the locked cells could not be compared with the release ({type(exc).__name__})"]
+    notes = _tampering_notes(path) if status == "ok" else []
     if notes:  # graded all the same (the grader runs its own checks), flagged for a human
         status, code, message = "tampered", "locked_cells_changed", "; ".join(notes)
     problem = class_summary.one_line(message)
@@ -271,6 +268,15 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
         "cached": False,
         "json": str(json_path),
     }
+
+
+def _tampering_notes(path: Path) -> list[str]:
+    """``tampering.notes``, which never costs a student's row: if the comparison itself fails on what was
+    submitted, the note says so (a human looks) and the grade stands."""
+    try:
+        return tampering.notes(path)
+    except Exception as exc:  # noqa: BLE001 - any structure a student can write
+        return [f"the locked cells could not be compared with the release ({type(exc).__name__})"]
 
 
 def _failed(student: str, path: Path, out_dir: Path, exc: BaseException) -> dict:

@@ -84,15 +84,19 @@ def write_grades(collected: Collected, out_dir: str | os.PathLike) -> Path:
         (out_dir / f"{it.id}.json").unlink(missing_ok=True)
     results = dict(collected.gradescope)
     for student, record in collected.results.items():
-        # the item's status (grade_item's record, from the grader's verdict) is the row's; a results file
-        # whose verdict is missing or says otherwise gets the record's, never an ok with 0 by default
+        # the row's status is the verdict (extra_data.gptlab, written by grade_one) when it agrees with the item's
+        # record; a results file without one is not graded, never an ok with 0; a record that says otherwise
+        # (a task stopped after writing) is the item's last word
         status = record.get("status") if record.get("status") in results_format.STATUSES else "error"
         meta = results_format.verdict_of(results[student])
-        if meta is None or meta["status"] != status:
-            cause = record.get("cause") if record.get("cause") in results_format.CAUSES and record.get("cause") else (
-                class_summary.default_cause(status) if record.get("status") == status else "malformed_results")
-            problem = record.get("problem") or record.get("message") or (meta or {}).get("problem", "")
-            results[student] = results_format.set_verdict(dict(results[student]), status, cause, problem)
+        if meta is None:
+            results[student] = class_summary.stand_in("error", "the item's results carry no verdict: grade it again",
+                                                      code="malformed_results")
+        elif meta["status"] != status:
+            cause = record.get("cause") if record.get("cause") in results_format.CAUSES else ""
+            problem = record.get("problem") or record.get("message") or meta.get("problem", "")
+            results[student] = results_format.set_verdict(dict(results[student]), status,
+                                                          cause or class_summary.default_cause(status), problem)
     for it, why in collected.missing:  # a row and a summary line that say why, never a blank 0
         results[it.id] = class_summary.missing_stand_in(f"no usable result from the cluster: {why}")
     csv_path = exports.export_all(results, out_dir)[0]
