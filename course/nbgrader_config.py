@@ -30,8 +30,9 @@ warnings.filterwarnings("ignore", message=r".*not in session, add operation alon
 
 from instructor.nbgrader_plugins import FlagForReview, GradeInSandbox, ReadAnyNotebook, RepairStructure  # noqa: E402
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds,  # noqa: E402
-                                    LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
-from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+                                    GetGrades, LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbconvert.preprocessors.sanitize import SanitizeHTML  # noqa: E402
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -51,8 +52,11 @@ c.GradeInSandbox.timeout = 600
 # A notebook that cannot be read (truncated, not JSON, a link) is graded "not graded" with its reason and
 # feedback, instead of stopping nbgrader with a traceback for that student:
 c.Autograde.exporter_class = ReadAnyNotebook
-# Student text in the HTML feedback (outputs) is sanitised; the grader's own notes are escaped text:
+# Student text in the HTML feedback is text: nbconvert sanitises the outputs, and, since nbgrader's feedback
+# template renders markdown cells itself, SanitizeHTML cleans the student's markdown cells and outputs before
+# (no <script>, no event handlers); the grader's own notes are escaped text (instructor/nbgrader_plugins.py).
 c.HTMLExporter.sanitize_html = True
+c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, SanitizeHTML]
 
 # Sanitize: rebuild the released structure (metadata, test cells) first, then nbgrader's own checks.
 c.Autograde.sanitize_preprocessors = [RepairStructure, ClearOutput, DeduplicateIds, OverwriteKernelspec,
