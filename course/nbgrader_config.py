@@ -64,5 +64,7 @@ c.Autograde.sanitize_preprocessors = [RepairStructure, ClearOutput, DeduplicateI
 # Autograde: nbgrader 0.9.6's list with GradeInSandbox in place of Execute (and nothing that reads
 # a kernel's stderr: no kernel runs).
 # FlagForReview after SaveAutoGrades: not graded, hung or tampered notebooks are flagged in the gradebook.
+# SanitizeHTML after the grades are saved: the autograded notebook (what formgrader shows the instructor, in a
+# browser with the Jupyter API behind it) holds the student's markdown and outputs as text, not live HTML.
 c.Autograde.autograde_preprocessors = [GradeInSandbox, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
-                                       FlagForReview, AssignLatePenalties, CheckCellMetadata]
+                                       FlagForReview, AssignLatePenalties, SanitizeHTML, CheckCellMetadata]
