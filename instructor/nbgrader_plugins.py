@@ -166,20 +166,12 @@ class RepairStructure(NbGraderPreprocessor):
                 del cell.metadata["nbgrader"]
 
         # each released grade id is held by one cell: the one with its cell id, else its source, else the first
+        notes += self.strip_unnamed(nb.cells)
         claims: dict[str, list] = {}
         for cell in nb.cells:
             if "nbgrader" not in cell.metadata:
                 continue
             grade_id = cell.metadata["nbgrader"].get("grade_id")
-            if grade_id is None or grade_id == "":
-                # nbgrader metadata without a grade id: nbgrader would refuse the whole notebook (and skip the
-                # student); nothing of it is the release's, so the cell is an ordinary one
-                flags = [k for k in ("grade", "solution", "locked", "task") if cell.metadata["nbgrader"].get(k)]
-                del cell.metadata["nbgrader"]
-                if flags:
-                    notes.append(f"a cell carried nbgrader metadata ({', '.join(flags)}) without a grade id; it is "
-                                 "graded as an ordinary cell")
-                continue
             if not isinstance(grade_id, str) or grade_id not in trusted:
                 del cell.metadata["nbgrader"]
                 notes.append(f"a cell carried an unknown grade id ({markdown(bounded(str(grade_id), 40))}); it is "
@@ -242,6 +234,23 @@ class RepairStructure(NbGraderPreprocessor):
         return nb, resources
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def strip_unnamed(cells) -> list[str]:
+        """Make ordinary the cells whose nbgrader metadata has no grade id (nbgrader would refuse the whole
+        notebook, and skip the student; nothing of such a cell is the release's); a note for each that claimed
+        to be graded, a solution, locked or a task. The metadata is already a mapping (checked before)."""
+        notes = []
+        for cell in cells:
+            meta = cell.metadata.get("nbgrader")
+            if meta is None or meta.get("grade_id") not in (None, ""):
+                continue
+            flags = [k for k in ("grade", "solution", "locked", "task") if meta.get(k)]
+            del cell.metadata["nbgrader"]
+            if flags:
+                notes.append(f"a cell carried nbgrader metadata ({', '.join(flags)}) without a grade id; it is "
+                             "graded as an ordinary cell")
+        return notes
 
     def _source_order(self, assignment_id: str, notebook_id: str):
         """grade_ids in the source notebook's order, and their nbformat cell ids (empty if unreadable)."""

@@ -386,6 +386,60 @@ def test_plain_nbgrader_autograde_grades_everyone_and_flags_the_broken(tmp_path)
         assert (root / "feedback" / sid / "gpt_lab" / "gpt_lab.html").is_file()
 
 
+def test_nbgrader_cells_without_a_grade_id_become_ordinary():
+    from nbformat.notebooknode import from_dict
+
+    from instructor.nbgrader_plugins import RepairStructure
+
+    cells = [from_dict({"cell_type": "code", "source": "x", "metadata": meta}) for meta in (
+        {"nbgrader": {"grade": True, "solution": False, "points": 5}},
+        {"nbgrader": {"grade_id": "", "locked": True}},
+        {"nbgrader": {"schema_version": 3}},
+        {"nbgrader": {"grade_id": "check_head", "grade": True}},
+        {})]
+    notes = RepairStructure.strip_unnamed(cells)
+    assert [("nbgrader" in c.metadata) for c in cells] == [False, False, False, True, False]
+    assert len(notes) == 2 and all("without a grade id" in n for n in notes)
+
+
+def test_nbgrader_reads_an_unreadable_notebook_as_the_release(tmp_path):
+    import nbformat
+
+    from instructor.nbgrader_plugins import ReadAnyNotebook
+
+    broken = tmp_path / "gpt_lab.ipynb"
+    broken.write_text(ASSIGNMENT.read_text()[:3000])
+    nb, resources = ReadAnyNotebook().from_filename(str(broken), resources={"nbgrader": {
+        "assignment": "gpt_lab", "notebook": "gpt_lab", "student": "eve"}})
+    assert resources["gptlab"]["unreadable"]  # the reason, for the log
+    assert nbformat.reads(nb, as_version=4) is not None  # a notebook nbgrader goes on with
+    good = tmp_path / "good.ipynb"
+    good.write_text(ASSIGNMENT.read_text())
+    _, resources = ReadAnyNotebook().from_filename(str(good), resources={})
+    assert "gptlab" not in resources
+
+
+@pytest.mark.parametrize("status,flagged,manual", [("ok", False, False), ("hung", True, False),
+                                                   ("tampered", True, False), ("error", True, True),
+                                                   ("timeout", True, True)])
+def test_nbgrader_flags_what_was_not_plainly_graded(status, flagged, manual, monkeypatch):
+    from nbformat.notebooknode import from_dict
+
+    from instructor import nbgrader_plugins
+
+    calls = []
+    monkeypatch.setattr(nbgrader_plugins, "flag", lambda *args, **kw: calls.append((args, kw)))
+    nb = from_dict({"cells": [{"cell_type": "code", "source": "check('head', globals())", "metadata": {
+        "nbgrader": {"grade_id": "check_head", "grade": True, "solution": False, "points": 1}}}]})
+    resources = {"nbgrader": {"db_url": "sqlite://", "assignment": "a", "notebook": "n", "student": "s"},
+                 "gptlab": {"grade": {"status": status, "cause": "", "problem": "p"}}}
+    nbgrader_plugins.FlagForReview().preprocess(nb, resources)
+    assert bool(calls) == flagged
+    if calls:
+        (args, kw), = calls
+        assert args[4] == ["check_head"] and kw["manual"] == manual
+
+
 # -- planted bugs: each defence removed, its test fails -----------------------------------------------------------
 
 
@@ -415,6 +469,14 @@ PLANTED = [
     ("merge_trusts_no_verdict", test_merge_reads_the_verdict_and_a_result_without_one_is_not_graded,
      lambda mp: mp.setattr(report, "verdict_of", lambda data: (data.get("extra_data") or {}).get("gptlab")
                            or {"status": "ok", "cause": "", "problem": ""})),
+    ("nbgrader_keeps_unnamed_cells", test_nbgrader_cells_without_a_grade_id_become_ordinary,
+     lambda mp: mp.setattr("instructor.nbgrader_plugins.RepairStructure.strip_unnamed", staticmethod(lambda cells: []))),
+    ("nbgrader_reads_as_nbconvert", test_nbgrader_reads_an_unreadable_notebook_as_the_release,
+     lambda mp: mp.setattr("instructor.nbgrader_plugins.ReadAnyNotebook.from_filename",
+                           __import__("nbconvert").exporters.NotebookExporter.from_filename)),
+    ("nbgrader_flags_nothing", test_nbgrader_flags_what_was_not_plainly_graded,
+     lambda mp: mp.setattr("instructor.nbgrader_plugins.FlagForReview.preprocess", lambda self, nb, r: (nb, r)),
+     {"status": "error", "flagged": True, "manual": True}),
     ("task_log_status_only", test_task_log_line_says_what_happened,
      lambda mp: mp.setattr(grade_item, "GRADED", ("ok", "hung", "tampered", "error"))),
 ]
@@ -431,5 +493,6 @@ def test_each_defence_fails_its_test_when_removed(row, tmp_path):
             elif arg == "monkeypatch":
                 kwargs[arg] = mp
         plant(mp)
-        with pytest.raises((AssertionError, AttributeError, RuntimeError, ValueError, grade_manifest.ManifestError)):
+        with pytest.raises((AssertionError, AttributeError, RuntimeError, ValueError, grade_manifest.ManifestError,
+                            __import__("nbformat").reader.NotJSONError)):
             test(**kwargs)
