@@ -487,9 +487,11 @@ class GradeInSandbox(NbGraderPreprocessor):
             at = 1 if nb.cells and NOTE_MARKER in str(nb.cells[0].get("source", "")) else 0
             nb.cells.insert(at, from_dict({"cell_type": "markdown", "metadata": {"tags": ["autograder-note"]},
                                            "source": text, "id": "gptlab-grader-report"}))
-        # what the sandbox had to stop (a hang, a fork bomb, a flood, a death) is named in the log as well
+        # the verdict's problem (hung, tampered, not graded), else what the sandbox had to stop (a fork bomb, a
+        # flood, a death) is named in the log as well: the log's detail only, the status is the verdict's
         stopped = [line for line in notes.splitlines() if _STOPPED.search(line)]
-        cause = problem.splitlines()[0] if problem else "; ".join(stopped[:3])
+        cause = (problem.splitlines()[0] if problem else (result.get("problem") or "") if status != "ok" else "") \
+            or "; ".join(stopped[:3])
         level = self.log.warning if cause else self.log.info
         level("%s/%s (student %s): graded in the sandbox: %s, %s points%s", assignment_id, notebook_id, plain(student),
               status, result.get("total"), plain(f" ({bounded(cause, NOTE_LINE_CHARS)})") if cause else "")
