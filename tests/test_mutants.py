@@ -29,7 +29,7 @@ def test_mutant_loses_points_only_in_its_part(bank_grades, reference, mutant):
     assert mutant.id not in bank_grades["edit_errors"], bank_grades["edit_errors"].get(mutant.id)
     assert mutant.part in reference["parts"], f"mutant {mutant.id}: unknown part {mutant.part!r}"
     r = bank_grades["results"][mutant.id]
-    assert r["status"] == "ok", f"mutant {mutant.id} ({mutant.why}) was not graded: {r['status']}: {r['message']}"
+    assert r["status"] in ("ok", "hung"), f"mutant {mutant.id} ({mutant.why}) was not graded: {r['status']}: {r['message']}"  # hung: graded, code of it ran past its limit
     wrong = [p for p in reference["parts"] if p != mutant.part and not same(r["parts"][p], reference["parts"][p])]
     assert not wrong, (
         f"mutant {mutant.id} ({mutant.why}) lost points in {', '.join(wrong)}, expected only in {mutant.part}: "
