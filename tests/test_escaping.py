@@ -85,6 +85,9 @@ def test_results_json_bounded_whatever_the_messages():
     data = report.gradescope_json([part], extra_output=answer)
     assert len(json.dumps(data)) < 200_000
     assert all("characters cut" in t["output"] for t in data["tests"])
+    escaped = report.gradescope_json([report.PartScore("quiz", report.Fraction(1, 2), False, [
+        report.Outcome("quiz", "q1", "n1", True, "failed", f"got {ESCAPES}")])], extra_output=f"cell {ESCAPES}")
+    assert "\x1b" not in json.loads(json.dumps(escaped))["output"] and "\x1b" not in escaped["tests"][0]["output"]
 
 
 def test_handout_catalogue_holds_nothing_of_the_hidden_checks(tmp_path):
@@ -113,6 +116,15 @@ def test_handout_catalogue_holds_nothing_of_the_hidden_checks(tmp_path):
                if m.id and any((out / f).is_file() for f, _ in m.locations))
 
 
+def test_the_submissions_error_messages_reach_reports_and_terminals_as_text():
+    from autograder.engine import submission
+
+    failure = submission.SubmissionFailure("Head.forward", f"Value{ESCAPES}Error", f"bad{ESCAPES}", f"tb{ESCAPES}")
+    for value in (str(failure), failure.kind, failure.message, failure.traceback):
+        assert "\x1b" not in value and "\x07" not in value and "\u202e" not in value, value
+    assert report.printable(f"a{ESCAPES}b\nc") == text.plain(f"a{ESCAPES}b\nc")  # one rule, both sides
+
+
 # -- planted bugs: each defence removed, its test fails ------------------------------------------------------
 
 PLANTED = [
@@ -126,8 +138,12 @@ PLANTED = [
                  mp.setattr(nbgrader_plugins, "bounded", lambda t, n: t))),
     ("csv_formulas_kept", test_grades_csv_and_lms_exports_neutralise_student_text,
      lambda mp: (mp.setattr(exports, "csv_cell", lambda v: v), mp.setattr(exports, "plain", lambda t: t))),
+    ("submission_errors_raw", test_the_submissions_error_messages_reach_reports_and_terminals_as_text,
+     lambda mp: mp.setattr("autograder.engine.submission.printable", lambda t: str(t))),
     ("results_unbounded", test_results_json_bounded_whatever_the_messages,
      lambda mp: mp.setattr(report, "bounded", lambda t, n: str(t))),
+    ("results_raw", test_results_json_bounded_whatever_the_messages,
+     lambda mp: mp.setattr(report, "printable", lambda t: str(t))),
     ("catalogue_copied_whole", test_handout_catalogue_holds_nothing_of_the_hidden_checks,
      lambda mp: mp.setattr("instructor.handout.strip_catalogues", lambda root: [])),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -51,6 +52,20 @@ PROBLEM_CHARS = 300  # a verdict's problem is one line for a CSV cell and a term
 # from it, within a few hundred KB whatever the submission (70 checks x 4,000 + 20,000 characters)
 TEST_OUTPUT_CHARS = 4_000
 OUTPUT_CHARS = 20_000
+
+
+# escape sequences (CSI, OSC, ...), C0/C1 controls but newline and tab, DEL, and the bidi overrides: what a
+# terminal (or a reader of the text) would take as commands (instructor/text.py: the same for the class tools)
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[\]P^_X][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?|"
+                      r"\x9b[0-?]*[ -/]*[@-~]")
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text) -> str:
+    """``text`` without escape sequences and control characters (newlines and tabs kept, CR a newline):
+    what the submission's code wrote (an error message, a traceback) reaches terminals and files as text."""
+    text = str(text).replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROLS.sub("", _ESCAPES.sub("", text))
 
 
 def bounded(text, limit: int) -> str:
@@ -207,7 +222,7 @@ def gradescope_json(parts: list[PartScore], extra_output: str = "", not_run: str
                 "score": _num(share if o.status == "passed" else Fraction(0)),
                 "max_score": _num(share),
                 "status": "passed" if o.status == "passed" else "failed",
-                "output": bounded(o.message, TEST_OUTPUT_CHARS),
+                "output": bounded(printable(o.message), TEST_OUTPUT_CHARS),
                 "tags": [p.part],
                 "visibility": "after_published" if o.hidden else "visible",
             })
@@ -220,7 +235,7 @@ def gradescope_json(parts: list[PartScore], extra_output: str = "", not_run: str
     score = sum((p.score for p in parts), Fraction(0))
     return set_verdict({
         "score": _num(score),
-        "output": bounded(extra_output, OUTPUT_CHARS),
+        "output": bounded(printable(extra_output), OUTPUT_CHARS),
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
