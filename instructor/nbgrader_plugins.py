@@ -114,13 +114,14 @@ class ReadAnyNotebook(NotebookExporter):
     def from_filename(self, filename, resources=None, **kw):
         from instructor.autograde import unreadable
 
-        why = unreadable(Path(filename))
+        why = unreadable(Path(filename)) or structure_problem(Path(filename))
         if not why:
             return super().from_filename(filename, resources=resources, **kw)
         resources = resources if resources is not None else {}
         info = resources.get("nbgrader") or {}
-        self.log.warning("%s (student %s) cannot be read as a notebook (%s): graded as not graded, with feedback",
-                         plain(Path(filename).name), plain(str(info.get("student", "?"))), plain(bounded(why, 300)))
+        self.log.warning("%s (student %s) cannot be read by nbgrader (%s): the release is read in its place, the "
+                         "submitted file is graded, the notebook flagged", plain(Path(filename).name),
+                         plain(str(info.get("student", "?"))), plain(bounded(why, 300)))
         nb = nbformat.v4.new_notebook()
         try:
             coursedir = _coursedir(self)
@@ -130,10 +131,36 @@ class ReadAnyNotebook(NotebookExporter):
         except Exception:  # noqa: BLE001 - no release here: RepairStructure rebuilds the graded cells
             pass
         resources.setdefault("gptlab", {})["unreadable"] = why
+        # carried to the autograde stage (which reads this stage's output): GradeInSandbox notes it, flags it
+        nb.metadata[SUBSTITUTED] = bounded(why, NOTE_LINE_CHARS)
         if not isinstance(resources.get("metadata"), dict):
             resources["metadata"] = {}
         resources["metadata"].update(name=Path(filename).stem, path=str(Path(filename).parent))
         return self.from_notebook_node(nb, resources, **kw)
+
+
+SUBSTITUTED = "gptlab_unreadable"  # notebook metadata: nbgrader could not read the submission (why)
+_CELL_TYPES = ("code", "markdown", "raw")
+
+
+def structure_problem(path: Path) -> str:
+    """Why nbgrader's own steps would fail on this notebook's structure although it is valid JSON ('' if they
+    would not): cells that are not a list of cells with a type, a text source and a metadata mapping."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except Exception as exc:  # noqa: BLE001 - unreadable() says more; nothing to add here
+        return f"{type(exc).__name__}"
+    if not isinstance(raw, dict) or not isinstance(raw.get("metadata", {}), dict):
+        return "the notebook or its metadata is not a mapping"
+    cells = raw.get("cells")
+    if not isinstance(cells, list):
+        return "its cells are not a list"
+    for i, cell in enumerate(cells):
+        ok = (isinstance(cell, dict) and cell.get("cell_type") in _CELL_TYPES
+              and isinstance(cell.get("source", ""), (str, list)) and isinstance(cell.get("metadata", {}), dict))
+        if not ok:
+            return f"cell {i + 1} is not a notebook cell"
+    return ""
 
 
 # -- the released structure -------------------------------------------------------------------------
@@ -433,6 +460,7 @@ class GradeInSandbox(NbGraderPreprocessor):
             data = json.loads((out_dir / f"{student}.json").read_text())
         except (OSError, ValueError) as exc:
             data = {"tests": [], "output": f"no results ({exc})"}
+        substituted = str(nb.metadata.pop(SUBSTITUTED, "") or "")  # ReadAnyNotebook read the release instead
         parts = part_results(data)
         # the verdict is data (results.json's extra_data.gptlab, through grade_many): not graded -> every
         # check cell says why and scores 0, and FlagForReview flags it in the gradebook
@@ -482,6 +510,10 @@ class GradeInSandbox(NbGraderPreprocessor):
         routine = _routine()
         notes = "\n".join(line for line in str(data.get("output") or "").splitlines()
                           if line.strip() and not routine.search(line))
+        if substituted:
+            notes = (tr("nbgrader could not read this notebook ({why}): the notebook below is the assignment as "
+                        "released; the grades are those of the submitted file").format(why=substituted)
+                     + ("\n" + notes if notes else ""))
         if problem or notes:
             text = grader_note(problem, notes)
             at = 1 if nb.cells and NOTE_MARKER in str(nb.cells[0].get("source", "")) else 0
@@ -496,7 +528,8 @@ class GradeInSandbox(NbGraderPreprocessor):
         level("%s/%s (student %s): graded in the sandbox: %s, %s points%s", assignment_id, notebook_id, plain(student),
               status, result.get("total"), plain(f" ({bounded(cause, NOTE_LINE_CHARS)})") if cause else "")
         resources.setdefault("gptlab", {})["grade"] = {"status": status, "cause": result.get("cause", ""),
-                                                       "problem": result.get("problem", ""), "cells": graded}
+                                                       "problem": result.get("problem", "") or substituted,
+                                                       "cells": graded, "flag": bool(substituted)}
         return nb, resources
 
 
@@ -523,7 +556,7 @@ class FlagForReview(NbGraderPreprocessor):
 
         verdict = resources.get("gptlab", {}).get("grade") or {}
         status = verdict.get("status")
-        if status in (None, "ok"):
+        if status is None or (status == "ok" and not verdict.get("flag")):
             return nb, resources
         info = resources["nbgrader"]
         flag(info["db_url"], info["assignment"], info["notebook"], info["student"],

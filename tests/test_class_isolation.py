@@ -413,16 +413,22 @@ def test_nbgrader_reads_an_unreadable_notebook_as_the_release(tmp_path):
         "assignment": "gpt_lab", "notebook": "gpt_lab", "student": "eve"}})
     assert resources["gptlab"]["unreadable"]  # the reason, for the log
     assert nbformat.reads(nb, as_version=4) is not None  # a notebook nbgrader goes on with
+    odd = json.loads(ASSIGNMENT.read_text())
+    odd["cells"] = {"a": 1}  # valid JSON, a structure nbgrader's own steps would stop on
+    (tmp_path / "odd.ipynb").write_text(json.dumps(odd))
+    nb, resources = ReadAnyNotebook().from_filename(str(tmp_path / "odd.ipynb"), resources={})
+    assert resources["gptlab"]["unreadable"]
+    assert nbformat.reads(nb, as_version=4).metadata["gptlab_unreadable"]  # carried to the autograde stage
     good = tmp_path / "good.ipynb"
     good.write_text(ASSIGNMENT.read_text())
     _, resources = ReadAnyNotebook().from_filename(str(good), resources={})
     assert "gptlab" not in resources
 
 
-@pytest.mark.parametrize("status,flagged,manual", [("ok", False, False), ("hung", True, False),
-                                                   ("tampered", True, False), ("error", True, True),
-                                                   ("timeout", True, True)])
-def test_nbgrader_flags_what_was_not_plainly_graded(status, flagged, manual, monkeypatch):
+@pytest.mark.parametrize("status,flagged,manual,substituted", [
+    ("ok", False, False, False), ("ok", True, False, True), ("hung", True, False, False),
+    ("tampered", True, False, False), ("error", True, True, False), ("timeout", True, True, False)])
+def test_nbgrader_flags_what_was_not_plainly_graded(status, flagged, manual, substituted, monkeypatch):
     from nbformat.notebooknode import from_dict
 
     from instructor import nbgrader_plugins
@@ -432,7 +438,7 @@ def test_nbgrader_flags_what_was_not_plainly_graded(status, flagged, manual, mon
     nb = from_dict({"cells": [{"cell_type": "code", "source": "check('head', globals())", "metadata": {
         "nbgrader": {"grade_id": "check_head", "grade": True, "solution": False, "points": 1}}}]})
     resources = {"nbgrader": {"db_url": "sqlite://", "assignment": "a", "notebook": "n", "student": "s"},
-                 "gptlab": {"grade": {"status": status, "cause": "", "problem": "p"}}}
+                 "gptlab": {"grade": {"status": status, "cause": "", "problem": "p", "flag": substituted}}}
     nbgrader_plugins.FlagForReview().preprocess(nb, resources)
     assert bool(calls) == flagged
     if calls:
@@ -476,7 +482,7 @@ PLANTED = [
                            __import__("nbconvert").exporters.NotebookExporter.from_filename)),
     ("nbgrader_flags_nothing", test_nbgrader_flags_what_was_not_plainly_graded,
      lambda mp: mp.setattr("instructor.nbgrader_plugins.FlagForReview.preprocess", lambda self, nb, r: (nb, r)),
-     {"status": "error", "flagged": True, "manual": True}),
+     {"status": "error", "flagged": True, "manual": True, "substituted": False}),
     ("task_log_status_only", test_task_log_line_says_what_happened,
      lambda mp: mp.setattr(grade_item, "GRADED", ("ok", "hung", "tampered", "error"))),
 ]
