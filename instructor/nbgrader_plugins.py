@@ -594,5 +594,6 @@ def results_dir(course_root, assignment_id: str, notebook_id: str) -> Path:
     return Path(course_root) / RESULTS_FOLDER / assignment_id / notebook_id
 
 
-__all__ = ["RepairStructure", "GradeInSandbox", "FlagForReview", "ReadAnyNotebook", "flag", "grader_note", "released_source", "part_of", "part_results", "cell_score",
+__all__ = ["RepairStructure", "GradeInSandbox", "FlagForReview", "ReadAnyNotebook", "flag", "grader_note",
+           "structure_problem", "released_source", "part_of", "part_results", "cell_score",
            "results_dir", "NOTE_MARKER", "GRADER_MARKER", "NotebookNode"]

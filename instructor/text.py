@@ -19,18 +19,16 @@ from __future__ import annotations
 
 import re
 
-# ESC-introduced sequences (CSI ... final byte, OSC/DCS/PM/APC ... ST or BEL, two-byte escapes), the C1
-# controls, the other C0 controls (not \t, \n), DEL, and the Unicode bidi / isolate controls
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[\]P^_X][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?|\x9b[0-?]*[ -/]*[@-~]")
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+from autograder.engine.report import printable
+
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:@/])")  # ":" "@" "/": no autolink either
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def plain(text: str) -> str:
-    """``text`` without escape sequences and control characters (newlines and tabs kept; CR as a newline)."""
-    text = str(text).replace("\r\n", "\n").replace("\r", "\n")
-    return _CONTROLS.sub("", _ESCAPES.sub("", text))
+    """``text`` without escape sequences and control characters (newlines and tabs kept; CR as a newline):
+    the grader's own rule (``autograder.engine.report.printable``), one for both sides."""
+    return printable(text)
 
 
 def markdown(text: str) -> str:

@@ -62,7 +62,8 @@ def verdict(grading: Grading) -> tuple[str, str, str]:
                 f"{first.number}: {first.message}")
     stopped = [key for key, (kind, _) in sub.hung.items() if kind == "Timeout"]
     if stopped:
-        return "hung", "check_timeout", f"graded; the submission's code ran past its time limit in {', '.join(stopped[:3])}"
+        return ("hung", "check_timeout",
+                f"graded; the submission's code ran past its time limit in {', '.join(stopped[:3])}")
     if sub.budget_spent():
         return "hung", "time_budget_spent", "graded; the submission's time budget was spent before every check ran"
     return "ok", "", ""
