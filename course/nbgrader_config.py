@@ -28,10 +28,11 @@ import warnings  # noqa: E402
 # matter (a tampered notebook, a submission that could not be graded).
 warnings.filterwarnings("ignore", message=r".*not in session, add operation along")
 
-from instructor.nbgrader_plugins import GradeInSandbox, RepairStructure  # noqa: E402
+from instructor.nbgrader_plugins import FlagForReview, GradeInSandbox, ReadAnyNotebook, RepairStructure  # noqa: E402
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds,  # noqa: E402
-                                    LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
-from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+                                    GetGrades, LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbconvert.preprocessors.sanitize import SanitizeHTML  # noqa: E402
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -48,10 +49,22 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 c.GradeInSandbox.timeout = 600
 # c.GradeInSandbox.reference = "..."   # default: source/<assignment>/<notebook>.ipynb of this course
 
+# A notebook that cannot be read (truncated, not JSON, a link) is graded "not graded" with its reason and
+# feedback, instead of stopping nbgrader with a traceback for that student:
+c.Autograde.exporter_class = ReadAnyNotebook
+# Student text in the HTML feedback is text: nbconvert sanitises the outputs, and, since nbgrader's feedback
+# template renders markdown cells itself, SanitizeHTML cleans the student's markdown cells and outputs before
+# (no <script>, no event handlers); the grader's own notes are escaped text (instructor/nbgrader_plugins.py).
+c.HTMLExporter.sanitize_html = True
+c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, SanitizeHTML]
+
 # Sanitize: rebuild the released structure (metadata, test cells) first, then nbgrader's own checks.
 c.Autograde.sanitize_preprocessors = [RepairStructure, ClearOutput, DeduplicateIds, OverwriteKernelspec,
                                       OverwriteCells, CheckCellMetadata]
 # Autograde: nbgrader 0.9.6's list with GradeInSandbox in place of Execute (and nothing that reads
 # a kernel's stderr: no kernel runs).
+# FlagForReview after SaveAutoGrades: not graded, hung or tampered notebooks are flagged in the gradebook.
+# SanitizeHTML after the grades are saved: the autograded notebook (what formgrader shows the instructor, in a
+# browser with the Jupyter API behind it) holds the student's markdown and outputs as text, not live HTML.
 c.Autograde.autograde_preprocessors = [GradeInSandbox, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
-                                       AssignLatePenalties, CheckCellMetadata]
+                                       FlagForReview, AssignLatePenalties, SanitizeHTML, CheckCellMetadata]

@@ -21,6 +21,7 @@ from pathlib import Path
 import nbformat
 
 from instructor.nbgrader_plugins import GRADER_MARKER, PREGRADING_ENV, results_dir
+from instructor.text import bounded, markdown, plain
 
 
 def submitted_notebooks(course: Path, assignment: str) -> dict[str, dict[str, Path]]:
@@ -65,12 +66,13 @@ def record_unreadable(course: Path, assignment: str, notebook_id: str, student: 
             gb.update_or_create_student(student)
             gb.add_submission(assignment, student)
         submission = gb.find_submission_notebook(notebook_id, assignment, student)
-        for grade in submission.grades:
-            grade.auto_score, grade.manual_score, grade.extra_credit, grade.needs_manual_grade = 0, None, None, False
+        for grade in submission.grades:  # 0 is not a grade here: each waits for a human, the notebook flagged
+            grade.auto_score, grade.manual_score, grade.extra_credit, grade.needs_manual_grade = 0, None, None, True
+        submission.flagged = True
         gb.db.commit()
     nb = nbformat.read(course / "release" / assignment / f"{notebook_id}.ipynb", as_version=4)
     note = (f"**{GRADER_MARKER}.** This notebook could not be graded: it could not be read as a notebook "
-            f"({reason}). Every autograded and written part counts 0; ask your teacher.")
+            f"({markdown(bounded(reason, 500))}). Nothing of it was graded; ask your teacher.")
     nb.cells.insert(0, nbformat.v4.new_markdown_cell(note, id="gptlab-grader-report"))
     out = course / "autograded" / student / assignment
     out.mkdir(parents=True, exist_ok=True)
@@ -112,7 +114,7 @@ def main(argv=None) -> int:
                               timeout=args.timeout, force=args.force, start=bar.start, progress=bar.update,
                               reports=False)
             bar.close()
-            bad = sum(r["status"] != "ok" for r in done.values())
+            bad = sum(r["status"] != "ok" for r in done.values())  # the verdict's status, never a message
             print(f"{notebook_id}: {len(done)} submissions graded in the sandbox, {bad} with problems", flush=True)
             pairs = similarity_report(paths, out / SIMILARITY_NAME)
             print(f"similarity: {sum(p.score >= 0.5 for p in pairs)} pair(s) worth a look in {out / SIMILARITY_NAME}",
@@ -123,8 +125,8 @@ def main(argv=None) -> int:
             nbgrader.kill()
     for notebook_id, student, why in broken:  # nbgrader was kept off these: record why
         record_unreadable(course, args.assignment, notebook_id, student, why)
-        print(f"{student}: {notebook_id}.ipynb is not a readable notebook ({why}): recorded as 0 with its reason",
-              flush=True)
+        print(plain(f"{student}: {notebook_id}.ipynb is not a readable notebook ({bounded(why, 300)}): recorded as "
+                    "not graded (flagged, needs a manual grade) with its reason"), flush=True)
     # the class summary and exports of every notebook's results folder (all students, this run's and earlier)
     from instructor import class_summary, exports
 

@@ -4,16 +4,19 @@ JSON data, never over student code.
 
 Input is what every grading path leaves behind: one Gradescope-style results JSON per student, as a
 folder (``<student>.json``, the layout of ``grade_class``'s output) or a dict {student: data}.
-``grade_class`` records its verdict in ``extra_data.gptlab`` (status, problem, tampering notes);
-results JSON written by another path (``pytest autograder --grade-json``, a cluster run) without it
-are classified from their tests and output.
+Every results file carries its verdict as data, ``extra_data.gptlab`` (status, cause code, one-line
+problem: ``autograder.engine.report``); the status is read from there and nowhere else (never from
+the messages, which are translated and partly the student's). A file without a verdict is ``error``.
 
 Statuses, the same in the summary and in every CSV's ``status`` column:
 
 * ``ok``: graded; its score is its score (0 points included: a blank notebook is graded, 0).
+* ``hung``: graded, but some of its code ran past its time limit (what did not run counts 0): a human
+  may want to look.
 * ``tampered``: graded, and a locked cell was edited / deleted / re-pointed: the score stands
   (the grader runs its own checks), a human should look.
-* ``error``: could not be graded (not a notebook, not valid JSON, the grader failed): 0 is not a grade.
+* ``error``: could not be graded (not a notebook, not valid JSON, the grader could not start or failed):
+  0 is not a grade.
 * ``timeout``: grading did not finish within the limit: 0 is not a grade.
 * ``missing``: no submission was found for this student.
 """
@@ -23,37 +26,35 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-STATUSES = ("ok", "tampered", "error", "timeout", "missing")
-NOT_GRADED = ("error", "timeout", "missing")
+from autograder.engine import report
+from instructor.text import plain
+
+STATUSES = report.STATUSES
+NOT_GRADED = report.NOT_GRADED
+NEEDS_A_LOOK = ("hung", "tampered")  # graded, but a human should look
 SUMMARY_NAME = "summary.txt"
-_UNREADABLE = "the submission could not be read: "
 _NOT_A_STUDENT = {"results", "summary"}  # results folders may hold other JSON files
 
 
 def one_line(text: str, limit: int = 200) -> str:
-    """The first non-empty line of text, cut to ``limit`` characters."""
-    line = next((s.strip() for s in str(text).splitlines() if s.strip()), "")
+    """The first non-empty line of text, control characters removed, cut to ``limit`` characters."""
+    line = next((s.strip() for s in plain(str(text)).splitlines() if s.strip()), "")
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def classify(data: dict) -> tuple[str, str]:
-    """(status, problem) of one results JSON; problem is '' for a plain ``ok``."""
-    meta = ((data.get("extra_data") or {}).get("gptlab") or {}) if isinstance(data, dict) else {}
-    if meta.get("status") in STATUSES:
-        return meta["status"], one_line(meta.get("problem", ""))
-    if not isinstance(data, dict):
-        return "error", "the results file holds no results object"
-    tests = data.get("tests") or []
-    outputs = {str(t.get("output", "")) for t in tests}
-    if tests and len(outputs) == 1 and next(iter(outputs)).startswith(_UNREADABLE):
-        reason = next(iter(outputs))[len(_UNREADABLE):]
-        return ("missing" if "does not exist" in reason else "error"), one_line(reason)
-    if not tests:
-        return "error", one_line(data.get("output", "")) or "no checks were run: the grader gave no reason"
-    tamper = [line for line in str(data.get("output", "")).splitlines() if "tamper" in line.lower()]
-    if tamper:
-        return "tampered", one_line(tamper[0])
-    return "ok", ""
+    """(status, problem) of one results JSON, from its verdict (``extra_data.gptlab``); problem is ''
+    for a plain ``ok``. Without a verdict the file is not a result this grader wrote: ``error``."""
+    meta = report.verdict_of(data)
+    if meta is None:
+        return "error", "the results file carries no verdict (extra_data.gptlab): grade it again"
+    return meta["status"], one_line(meta.get("problem", ""))
+
+
+def cause(data: dict) -> str:
+    """The verdict's cause code ('' when none)."""
+    meta = report.verdict_of(data)
+    return meta["cause"] if meta else "malformed_results"
 
 
 def load_folder(folder: str | Path) -> dict[str, dict]:
@@ -79,22 +80,31 @@ def add_missing(results: dict[str, dict], roster) -> dict[str, dict]:
     return out
 
 
-def stand_in(status: str, problem: str, output: str | None = None) -> dict:
+def stand_in(status: str, problem: str, output: str | None = None, code: str = "") -> dict:
     """The record of a submission that has no grade (``missing``, ``error``, ``timeout``): no tests, so
     every score cell of the exports stays empty (never a blank-looking 0), and the reason. The one place
     such a record is made (grade_class, the class summary, the cluster's merge)."""
-    return {"score": 0, "tests": [], "output": problem if output is None else output,
-            "extra_data": {"gptlab": {"status": status, "problem": problem}}}
+    data = {"score": 0, "tests": [], "output": problem if output is None else output}
+    return report.set_verdict(data, status, code or default_cause(status), problem)
+
+
+_DEFAULT_CAUSE = {"ok": "", "hung": "cell_timeout", "tampered": "locked_cells_changed", "error": "no_results",
+                  "timeout": "grading_timeout", "missing": "no_submission"}
+
+
+def default_cause(status: str) -> str:
+    """The cause code of a status when nothing more precise is known."""
+    return _DEFAULT_CAUSE.get(status, "malformed_results")
 
 
 def missing_stand_in(reason: str) -> dict:
-    return stand_in("missing", reason)
+    return stand_in("missing", reason, code="no_submission")
 
 
 def problems(results: dict[str, dict]) -> list[tuple[str, str, str]]:
     """[(student, status, problem)] for every submission that is not a plain ``ok``, worst first
     (not graded before tampered), then by student."""
-    order = {s: i for i, s in enumerate(("error", "timeout", "missing", "tampered"))}
+    order = {s: i for i, s in enumerate(("error", "timeout", "missing", "hung", "tampered"))}
     rows = []
     for student, data in results.items():
         status, problem = classify(data)
@@ -113,16 +123,17 @@ def counts(results: dict[str, dict]) -> dict[str, int]:
 def format_summary(results: dict[str, dict]) -> str:
     """The text shown at the end of a class run (and written to summary.txt)."""
     tally = counts(results)
-    graded = tally["ok"] + tally["tampered"]
+    graded = sum(tally[s] for s in report.GRADED)
     lines = [f"class summary: {len(results)} students, {graded} graded, "
              f"{sum(tally[s] for s in NOT_GRADED)} NOT graded "
-             f"({', '.join(f'{tally[s]} {s}' for s in NOT_GRADED)}), {tally['tampered']} tampered"]
+             f"({', '.join(f'{tally[s]} {s}' for s in NOT_GRADED)}), {tally['tampered']} tampered, "
+             f"{tally['hung']} hung"]
     rows = problems(results)
     if rows:
         width = max(len(r[0]) for r in rows)
         for student, status, problem in rows:
-            verdict = "graded, needs a look" if status == "tampered" else "NOT graded (0 is not a grade)"
-            lines.append(f"  {student.ljust(width)}  {status:8s}  {verdict}: {problem}")
+            verdict = "graded, needs a look" if status in NEEDS_A_LOOK else "NOT graded (0 is not a grade)"
+            lines.append(f"  {plain(student).ljust(width)}  {status:8s}  {verdict}: {problem}")
     else:
         lines.append("  every submission was graded; nothing to look at")
     return "\n".join(lines)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from autograder.engine.report import load_rubric
 from instructor.class_summary import NOT_GRADED, add_missing, classify, load_folder
+from instructor.text import csv_cell, plain
 
 REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "assignment" / "gpt_lab.ipynb"
@@ -123,7 +124,9 @@ def _write(path: Path, header: list[str], data: list[dict]) -> Path:
         w = csv.DictWriter(f, fieldnames=header)
         w.writeheader()
         for row in data:
-            w.writerow({k: row.get(k, "") for k in header})
+            # every text a student can shape (its id, a problem, feedback) as text in a spreadsheet
+            w.writerow({k: csv_cell(plain(v)) if isinstance(v, str) else v for k, v in
+                        ((k, row.get(k, "")) for k in header)})
     tmp.replace(path)
     return path
 
@@ -239,7 +242,7 @@ def lms_rows(results: dict[str, dict], rubric_path=None, roster=None, written=No
             if penalty:
                 points -= points * penalty
                 notes.append(f"{days} day(s) late: -{float(penalty) * 100:g}%")
-            if status == "tampered":
+            if status in ("tampered", "hung"):
                 notes.append(f"flagged: {problem}")
             score = dec(points, places)
         out.append({**roster.get(student, {}), "student": student, "score": score, "feedback": "; ".join(notes)})

@@ -46,8 +46,10 @@ from pathlib import Path
 
 from autograder import parts as registry
 from autograder.engine.command import grader_command
+from autograder.engine import report
 from autograder.engine.report import load_rubric, write_json
 from instructor import class_summary, exports, tampering
+from instructor.text import plain
 
 REPO = Path(__file__).resolve().parent.parent
 AUTOGRADER = REPO / "autograder"
@@ -55,7 +57,7 @@ DEFAULT_REFERENCE = REPO / "solutions" / "gpt_lab.ipynb"
 CACHE_NAME = ".cache.json"
 CSV_NAME = "grades.csv"
 SIMILARITY_NAME = "similarity.html"
-CACHE_VERSION = 2  # 2: results carry status missing / tampered and a one-line problem
+CACHE_VERSION = 3  # 2: results carry status missing / tampered and a one-line problem; 3: the grader's verdict
 STATUSES = class_summary.STATUSES
 _IGNORED = {".ipynb_checkpoints", "__pycache__", ".DS_Store"}
 
@@ -173,15 +175,6 @@ def part_scores(data: dict, parts: list[str]) -> tuple[dict[str, float], dict[st
     return ({p: float(rounded.get(p, 0)) for p in parts}, {p: float(rubric.get(p, 0)) for p in parts})
 
 
-def _unreadable(data: dict) -> str:
-    """The grader's reason when it could not read the submission at all, else ''."""
-    tests = data.get("tests") or []
-    outputs = {str(t.get("output", "")) for t in tests}
-    if tests and len(outputs) == 1 and next(iter(outputs)).startswith("the submission could not be read"):
-        return next(iter(outputs))
-    return ""
-
-
 def _run_grader(cmd: list[str], work: Path, env: dict, log_path: Path, timeout: float, pool=None) -> int | None:
     """The grading process's exit status (None: timed out, its tree killed): a child forked from the warm
     pool's zygote (``instructor.warm_pool``) when one is given and answers, else a fresh ``python -m pytest``."""
@@ -204,15 +197,18 @@ def _run_grader(cmd: list[str], work: Path, env: dict, log_path: Path, timeout: 
 
 def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, timeout: float,
               parts: list[str], pool=None, lang: str | None = None, cold: bool = False) -> dict:
-    """Run the grader on one submission; never raises for a bad submission. The result's
-    ``status`` says whether grading finished (ok / error / timeout / missing); ``tampering``
-    lists the notes that make the class status ``tampered`` (``extra_data.gptlab`` of the JSON)."""
+    """Run the grader on one submission; never raises, whatever the submission (its name, its
+    metadata, its structure): anything that goes wrong is this student's row, with its reason.
+    The result's ``status`` is the verdict of ``autograder.engine.report`` (ok / hung / tampered /
+    error / timeout / missing), read from the grader's results.json (``extra_data.gptlab``), never
+    from its messages; ``tampering`` lists the notes that make a graded submission ``tampered``."""
     out_dir = Path(out_dir)
     json_path = out_dir / f"{student}.json"
     started = time.monotonic()
-    status, message, data = "error", "", None
-    work = Path(tempfile.mkdtemp(prefix=f"grade-{student}-"))
+    status, code, message, data = "error", "no_results", "", None
+    work = None
     try:
+        work = Path(tempfile.mkdtemp(prefix="grade-"))  # not the student's id: it is any file name
         result_json = work / "results.json"
         cmd = grader_command(path, result_json, reference=reference)
         if lang:  # the messages' language (without it: the notebook's own, metadata.gptlab.lang)
@@ -223,41 +219,45 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
             env["GPTLAB_WORKER_START"] = "cold"
         log_path = work / "pytest.log"
         rc = _run_grader(cmd, work, env, log_path, timeout, pool)
-        tail = log_path.read_bytes()[-3000:].decode("utf-8", "replace")
+        tail = log_path.read_bytes()[-3000:].decode("utf-8", "replace") if log_path.exists() else ""
         if rc is None:
-            status, message = "timeout", f"grading did not finish within {timeout:g} s: stopped, not graded"
+            status, code = "timeout", "grading_timeout"
+            message = f"grading did not finish within {timeout:g} s: stopped, not graded"
         elif rc not in (0, 1):
-            message = f"the grader exited with status {rc}\n{tail}"
+            code, message = "grader_exited", f"the grader exited with status {rc}\n{tail}"
         else:
             try:
                 data = json.loads(result_json.read_text())
-                status = "ok"
             except (OSError, ValueError) as exc:
                 message = f"the grader wrote no results.json ({exc})\n{tail}"
             else:
-                unread = _unreadable(data)
-                if unread:  # not a submission at all (not a notebook, not UTF-8, ...): flag the row
-                    status = "missing" if "does not exist" in unread else "error"
-                    message = unread.removeprefix("the submission could not be read: ")
+                meta = report.verdict_of(data)
+                if meta is None:
+                    data, code, message = None, "malformed_results", "the grader's results.json carries no verdict"
+                else:
+                    status, code = meta["status"], meta["cause"]
+                    message = meta["problem"] if status != "ok" else ""
     except Exception as exc:  # noqa: BLE001 - one bad submission never stops the batch
+        status, code, data = "error", "grader_failed", None
         message = f"could not run the grader: {type(exc).__name__}: {exc}"
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    notes = tampering.notes(path) if status == "ok" else []
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+    notes = _tampering_notes(path) if status == "ok" else []
     if notes:  # graded all the same (the grader runs its own checks), flagged for a human
-        message = "; ".join(notes)
+        status, code, message = "tampered", "locked_cells_changed", "; ".join(notes)
     problem = class_summary.one_line(message)
     if data is None:
-        data = class_summary.stand_in(status, problem, output=message)
-    # the class status (summary, CSVs): "tampered" for a graded submission with tampering notes
-    data.setdefault("extra_data", {})["gptlab"] = {"status": "tampered" if notes else status, "problem": problem,
-                                                   "tampering": notes}
+        data = class_summary.stand_in(status, problem, output=message, code=code)
+    # the class's verdict (summary, CSVs): the grader's, or this run's when the grader gave none
+    report.set_verdict(data, status, code, problem, tampering=notes)
     write_json(json_path, data)
     scores, maxima = part_scores(data, parts)
     return {
         "student": student,
         "path": str(path),
         "status": status,
+        "cause": code,
         "parts": scores,
         "max": maxima,
         "total": float(sum(exports.Decimal(str(v)) for v in scores.values())),
@@ -268,6 +268,28 @@ def grade_one(student: str, path: Path, out_dir: Path, reference: Path | None, t
         "cached": False,
         "json": str(json_path),
     }
+
+
+def _tampering_notes(path: Path) -> list[str]:
+    """``tampering.notes``, which never costs a student's row: if the comparison itself fails on what was
+    submitted, the note says so (a human looks) and the grade stands."""
+    try:
+        return tampering.notes(path)
+    except Exception as exc:  # noqa: BLE001 - any structure a student can write
+        return [f"the locked cells could not be compared with the release ({type(exc).__name__})"]
+
+
+def _failed(student: str, path: Path, out_dir: Path, exc: BaseException) -> dict:
+    """The row of a student whose grading raised where nothing should (the batch goes on)."""
+    problem = class_summary.one_line(f"could not run the grader: {type(exc).__name__}: {exc}")
+    data = class_summary.stand_in("error", problem, code="grader_failed")
+    try:
+        write_json(Path(out_dir) / f"{student}.json", data)
+    except OSError:
+        pass
+    return {"student": student, "path": str(path), "status": "error", "cause": "grader_failed", "parts": {},
+            "max": {}, "total": 0.0, "message": problem, "problem": problem, "tampering": [], "seconds": 0.0,
+            "cached": False, "json": str(Path(out_dir) / f"{student}.json")}
 
 
 # -- a class -----------------------------------------------------------------------------------
@@ -290,7 +312,7 @@ def load_results(results: dict[str, dict]) -> dict[str, dict]:
         try:
             out[student] = json.loads(Path(r["json"]).read_text())
         except (OSError, ValueError, KeyError) as exc:
-            out[student] = class_summary.stand_in("error", f"results file unreadable: {exc}")
+            out[student] = class_summary.stand_in("error", f"results file unreadable: {exc}", code="no_results")
     return out
 
 
@@ -392,7 +414,10 @@ def grade_many(paths: dict[str, Path], out_dir, jobs: int | None = None, referen
                        for s, (p, d) in todo.items()}
             for fut in as_completed(futures):
                 student, digest = futures[fut]
-                result = fut.result()
+                try:
+                    result = fut.result()
+                except Exception as exc:  # noqa: BLE001 - one student's failure is that student's row
+                    result = _failed(student, todo[student][0], out_dir, exc)
                 with lock:
                     results[student] = result
                     entries[student] = {"hash": digest, "grader": version, "result": result}
@@ -440,13 +465,13 @@ class Progress:
         self.bar.set_postfix_str("0 not graded")
 
     def update(self, r: dict) -> None:
-        if r["status"] != "ok" or r.get("tampering"):
+        if r["status"] != "ok":
             self.problems.append(r)
         self.bar.set_postfix_str(f"{sum(p['status'] in class_summary.NOT_GRADED for p in self.problems)} not graded, "
-                                 f"{sum(bool(p.get('tampering')) for p in self.problems)} tampered")
-        shown = "tampered" if r.get("tampering") else r["status"]
-        self.bar.write(f"{r['student']}: {shown} {r['total']:g} ({r['seconds']:.1f} s)"
-                       + (f": {r['problem']}" if r.get("problem") else ""), file=sys.stdout)
+                                 f"{sum(p['status'] == 'tampered' for p in self.problems)} tampered")
+        # the student id is a file name and the problem quotes the grader: plain text on the terminal
+        self.bar.write(plain(f"{r['student']}: {r['status']} {r['total']:g} ({r['seconds']:.1f} s)"
+                             + (f": {r['problem']}" if r.get("problem") else "")), file=sys.stdout)
         self.bar.update(1)
 
     def close(self) -> None:

@@ -40,9 +40,11 @@ import threading
 import time
 from pathlib import Path
 
-from autograder.engine.report import write_json, write_text_atomic
+from autograder.engine.report import GRADED, write_json, write_text_atomic
+from instructor import class_summary
 from instructor.grade_class import grade_one, grader_version, rubric_parts, submission_hash
 from instructor.grade_manifest import Item, ManifestError, item_key, load, parse_spec, task_items
+from instructor.text import plain
 
 RESULT_FORMAT = "gpt-lab result"
 RUNS_DIR = ".runs"
@@ -139,6 +141,8 @@ def grade(item: Item, results_dir: Path, reference: Path | None, timeout: float 
         "submission": submission,
         "grader": grader,
         "status": row["status"],
+        "cause": row.get("cause", ""),
+        "problem": row.get("problem", ""),
         "parts": row["parts"],
         "max": row["max"],
         "total": row["total"],
@@ -152,6 +156,21 @@ def grade(item: Item, results_dir: Path, reference: Path | None, timeout: float 
         "id": item.id, "status": row["status"], "seconds": round(seconds, 3),
         "peak_rss_mb": round(memory.peak / 2**20, 1), "finished": time.time(), **_task()}) + "\n")
     return "graded", result
+
+
+_WHAT = {"graded": "ran", "skipped": "skipped (up to date)"}
+
+
+def task_line(item: Item, what: str, result: dict) -> str:
+    """The task log's line for one item: what happened to it, from its verdict (never its messages)."""
+    status = result.get("status")
+    verdict = ("graded" if status in GRADED else "NOT graded") + f" ({status}"
+    verdict += f", {result['cause']})" if result.get("cause") else ")"
+    line = f"item {item.index} {item.id}: {_WHAT.get(what, what)}; {verdict}"
+    if status in GRADED:
+        line += f" {result['total']:g} points"
+    problem = result.get("problem") or (result.get("message") if status != "ok" else "")
+    return line + (f": {class_summary.one_line(problem)}" if problem else "")
 
 
 def main(argv=None) -> int:
@@ -197,7 +216,7 @@ def main(argv=None) -> int:
             print(f"item {item.index} {item.id}: could not be graded: {type(exc).__name__}: {exc}", flush=True)
             rc = 1
             continue
-        print(f"item {item.index} {item.id}: {what}, {result['status']} {result['total']:g}", flush=True)
+        print(plain(task_line(item, what, result)), flush=True)
     return rc
 
 

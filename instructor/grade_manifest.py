@@ -70,6 +70,17 @@ def check_id(student: str) -> str:
     return student
 
 
+def safe_id(name: str) -> str:
+    """A student id that can name a results file: ``name`` itself when it can, else its safe characters and
+    a short hash of it (``my lab (final)`` -> ``my_lab_final-<8 hex>``): a submission's file name, whatever it
+    is, never refuses a class; the manifest keeps the original as the item's ``name``."""
+    name = str(name)
+    if _ID.match(name) and name not in (".", ".."):
+        return name
+    cleaned = re.sub(r"[^A-Za-z0-9_.@+=,-]+", "_", name).strip("._")[:150] or "submission"
+    return f"{cleaned}-{hashlib.sha256(name.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+
+
 def build(submissions_dir: str | os.PathLike, out: str | os.PathLike, assignment: str | None = None,
           reference: str | os.PathLike | None = None) -> Manifest:
     """Write the manifest of every submission in submissions_dir to ``out``; return it."""
@@ -79,8 +90,12 @@ def build(submissions_dir: str | os.PathLike, out: str | os.PathLike, assignment
         raise ManifestError(f"no submissions in {root}")
     items = []
     for student in sorted(found):
-        check_id(student)
-        items.append({"id": student, "path": str(Path(found[student]).resolve().relative_to(root))})
+        # the path as found (a link is graded as a link: the grader's locator refuses it, for that student)
+        item = {"id": safe_id(student), "path": os.path.relpath(found[student], root)}
+        if item["id"] != student:
+            item["name"] = student
+        items.append(item)
+    items.sort(key=lambda e: e["id"])
     data = {"format": FORMAT, "version": VERSION, "root": str(root),
             "reference": str(Path(reference).resolve()) if reference else None, "items": items}
     out = Path(out)
@@ -116,11 +131,11 @@ def load(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Mani
     seen: set[str] = set()
     items = []
     for i, (student, rel) in enumerate(entries):
-        check_id(student)
+        student = check_id(safe_id(student))  # a hand-made CSV's odd id is mapped, as build maps a file name
         if student in seen:
             raise ManifestError(f"{path}: the id {student!r} is listed twice")
         seen.add(student)
-        items.append(Item(i, student, (base / rel).resolve()))
+        items.append(Item(i, student, Path(os.path.abspath(base / rel))))  # not resolved: a link stays a link
     return Manifest(path.resolve(), base.resolve(), reference, tuple(items))
 
 

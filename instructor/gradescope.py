@@ -163,7 +163,9 @@ def run(root: Path) -> int:
     from autograder.engine.report import zero_report
 
     if submission is None:  # every part at 0, each saying why: the student sees what to upload
-        write_json(results, zero_report(note))
+        empty = not any(p for p in (root / "submission").glob("*")) if (root / "submission").is_dir() else True
+        write_json(results, zero_report(note, code="no_submission" if empty else "unreadable",
+                                        status="missing" if empty else "error"))
         print(note)
         return 0
 
@@ -190,7 +192,9 @@ def run(root: Path) -> int:
     if data is None:
         why = f"did not finish within {GRADE_TIMEOUT_S:g} s" if rc is None else f"exited with status {rc} and no results"
         try:
-            data = zero_report(f"the grading run {why}; course staff will look at it and rerun it")
+            data = zero_report(f"the grading run {why}; course staff will look at it and rerun it",
+                               code="grading_timeout" if rc is None else "grader_exited",
+                               status="timeout" if rc is None else "error")
         except Exception:  # noqa: BLE001 - the grader's own package is broken: the plain message
             data = {"score": 0, "tests": [], "visibility": "visible", "stdout_visibility": "hidden",
                     "output": f"The autograder failed ({why}): a problem on our side or a submission that stops "

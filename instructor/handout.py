@@ -175,6 +175,36 @@ def check_clean(root: Path, strict_grader: bool = False) -> list[str]:
     return warnings
 
 
+def strip_catalogues(root: Path) -> list[Path]:
+    """Make each message catalogue of the handout (``autograder/locale/<lang>/LC_MESSAGES/*.po`` and its .mo)
+    hold only what the handout's own code uses: a message is kept when one of its source references is a
+    file of the handout, and only those references are kept (no file, line or text of the hidden checks, the
+    instructor's tools or anything else left out). Extracted comments go too; the .mo is compiled from the
+    result. Returns the catalogues written."""
+    from babel.messages.pofile import write_po
+
+    from instructor.i18n import compiled, read_po
+
+    written = []
+    for po in sorted((root / "autograder" / "locale").glob("*/LC_MESSAGES/*.po")):
+        catalog = read_po(po, locale=po.parent.parent.name)
+        for msg in list(catalog):
+            if not msg.id:
+                continue  # the header
+            kept = [(f, line) for f, line in msg.locations if (root / f).is_file()]
+            if not kept:
+                catalog.delete(msg.id, context=msg.context)
+                continue
+            msg.locations = kept
+            msg.auto_comments = []
+        catalog.obsolete.clear()  # old messages (#~) may be anyone's
+        with open(po, "wb") as f:
+            write_po(f, catalog, width=120, sort_output=False, include_previous=False)
+        po.with_suffix(".mo").write_bytes(compiled(catalog))
+        written.append(po)
+    return written
+
+
 def build(out: str | Path, as_zip: bool = False, lang: str = "en") -> Path:
     """Write the handout to the folder ``out`` (or the zip ``out``, .zip added); return its path. ``lang``:
     the notebook and README of that language (the notebook keeps its place, assignment/gpt_lab.ipynb)."""
@@ -190,6 +220,7 @@ def build(out: str | Path, as_zip: bool = False, lang: str = "en") -> Path:
         (root / "assignment").mkdir(parents=True)
         shutil.copyfile(notebook, root / "assignment" / "gpt_lab.ipynb")
         _copy_tree(REPO / "autograder", root / "autograder")
+        strip_catalogues(root)  # the messages of what the handout holds, nothing of the hidden checks
         (root / "data").mkdir()
         shutil.copyfile(REPO / "data" / "__init__.py", root / "data" / "__init__.py")
         (root / "README.md").write_text(_readme(lang), encoding="utf-8")

@@ -7,8 +7,9 @@ Reads ``RESULTS_DIR/<id>.json`` for every item of the manifest and writes, in GR
 class summary (``summary.txt``: every item not graded, with its reason), and one
 ``<id>.json`` per student (the grader's Gradescope results.json). An item counts only when its result carries
 the key of the submission as it is now under the grader as it is now; otherwise it is **missing** (no file, a
-torn or foreign file, or a stale one: graded for an older submission or grader). Items graded with status
-``timeout`` or ``error`` are **failed**: they have their row (0 points, as with grade_class) and are named.
+torn or foreign file, or a stale one: graded for an older submission or grader). Items whose verdict is not
+graded (``error``, ``timeout``, ``missing``: ``extra_data.gptlab`` of their results) are **failed**: they have
+their row (blank, not 0, as with grade_class) and are named.
 Missing items have no row; they are listed in ``GRADES_DIR/missing.csv`` (index, id, reason) and on stdout,
 and the exit status is 1, so a merge job that runs after a partly failed array says so.
 
@@ -23,8 +24,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder.engine import report as results_format
 from autograder.engine.report import write_json
 from instructor import class_summary, exports
+from instructor.text import plain
 from instructor.grade_item import read_result, result_path
 from instructor.grade_manifest import Item, Manifest, current_keys, load
 
@@ -39,7 +42,8 @@ class Collected:
 
     @property
     def failed(self) -> list[Item]:
-        return [it for it in self.manifest.items if it.id in self.results and self.results[it.id]["status"] != "ok"]
+        return [it for it in self.manifest.items
+                if it.id in self.results and self.results[it.id]["status"] not in results_format.GRADED]
 
     @property
     def gradescope(self) -> dict[str, dict]:
@@ -79,11 +83,20 @@ def write_grades(collected: Collected, out_dir: str | os.PathLike) -> Path:
     for it, _ in collected.missing:  # an earlier merge's file for an item that is missing now would mislead
         (out_dir / f"{it.id}.json").unlink(missing_ok=True)
     results = dict(collected.gradescope)
-    for student, record in collected.results.items():  # the item's own verdict (a timeout, an error) counts
-        if record["status"] != "ok":
-            data = results[student]
-            gptlab = {"status": record["status"], "problem": class_summary.one_line(record.get("message", ""))}
-            results[student] = {**data, "extra_data": {**(data.get("extra_data") or {}), "gptlab": gptlab}}
+    for student, record in collected.results.items():
+        # the row's status is the verdict (extra_data.gptlab, written by grade_one) when it agrees with the item's
+        # record; a results file without one is not graded, never an ok with 0; a record that says otherwise
+        # (a task stopped after writing) is the item's last word
+        status = record.get("status") if record.get("status") in results_format.STATUSES else "error"
+        meta = results_format.verdict_of(results[student])
+        if meta is None:
+            results[student] = class_summary.stand_in("error", "the item's results carry no verdict: grade it again",
+                                                      code="malformed_results")
+        elif meta["status"] != status:
+            cause = record.get("cause") if record.get("cause") in results_format.CAUSES else ""
+            problem = record.get("problem") or record.get("message") or meta.get("problem", "")
+            results[student] = results_format.set_verdict(dict(results[student]), status,
+                                                          cause or class_summary.default_cause(status), problem)
     for it, why in collected.missing:  # a row and a summary line that say why, never a blank 0
         results[it.id] = class_summary.missing_stand_in(f"no usable result from the cluster: {why}")
     csv_path = exports.export_all(results, out_dir)[0]
@@ -108,10 +121,10 @@ def report(collected: Collected, limit: int = 50) -> str:
              f"{len(collected.missing)} missing"]
     for it in collected.failed[:limit]:
         r = collected.results[it.id]
-        first = (r.get("message") or "").strip().splitlines()[:1]
-        lines.append(f"  failed  {it.index} {it.id}: {r['status']}" + (f": {first[0]}" if first else ""))
+        first = [plain(line) for line in (r.get("message") or "").strip().splitlines()[:1]]
+        lines.append(f"  failed  {it.index} {plain(it.id)}: {r['status']}" + (f": {first[0]}" if first else ""))
     for it, why in collected.missing[:limit]:
-        lines.append(f"  missing {it.index} {it.id}: {why}")
+        lines.append(f"  missing {it.index} {plain(it.id)}: {why}")
     more = max(0, len(collected.failed) - limit) + max(0, len(collected.missing) - limit)
     if more:
         lines.append(f"  ... and {more} more (see {MISSING_NAME})")

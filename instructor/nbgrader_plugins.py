@@ -36,13 +36,18 @@ from pathlib import Path
 
 import nbformat
 from nbformat.notebooknode import NotebookNode, from_dict
+from nbconvert.exporters import NotebookExporter
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Float, Unicode
 
+from autograder.engine.report import NOT_GRADED
+from instructor.text import bounded, markdown, plain
+
 NOTE_MARKER = "gpt-lab autograder note"
 GRADER_MARKER = "gpt-lab grader report"
 PREGRADING_ENV = "GPTLAB_PREGRADING_WAIT_S"  # set by instructor.autograde: the class is being graded beside nbgrader
+NOTE_LINE_CHARS = 500  # one line of the grader's note in the autograded notebook (the feedback)
 RESULTS_FOLDER = "autograder_results"  # under the course root: <assignment>/<notebook>/<student>.json
 _STOPPED = re.compile(r"\b(Timeout|ProcessStopped|ProcessDied|OutputTooLarge|DiskFull|MemoryError)\b|stopped|killed")
 def _routine():
@@ -95,6 +100,69 @@ def source_notebook_path(preprocessor, assignment_id: str, notebook_id: str) -> 
     return Path(coursedir.format_path(coursedir.source_directory, ".", assignment_id)) / f"{notebook_id}.ipynb"
 
 
+# -- reading what was submitted ---------------------------------------------------------------------
+
+
+class ReadAnyNotebook(NotebookExporter):
+    """nbgrader's exporter (``c.Autograde.exporter_class``) for a notebook that cannot be read (truncated, not
+    JSON, not a notebook, a link or special file): nbgrader would stop on it with a traceback and write
+    nothing for that student. This reads the released notebook in its place instead (or an empty one, whose
+    graded cells ``RepairStructure`` restores from the gradebook); ``GradeInSandbox`` grades the submitted
+    file itself, so the student's row says "not graded" with the reason, the check cells say it, the
+    gradebook flags it (``FlagForReview``), and the feedback explains it."""
+
+    def from_filename(self, filename, resources=None, **kw):
+        from instructor.autograde import unreadable
+
+        why = unreadable(Path(filename)) or structure_problem(Path(filename))
+        if not why:
+            return super().from_filename(filename, resources=resources, **kw)
+        resources = resources if resources is not None else {}
+        info = resources.get("nbgrader") or {}
+        self.log.warning("%s (student %s) cannot be read by nbgrader (%s): the release is read in its place, the "
+                         "submitted file is graded, the notebook flagged", plain(Path(filename).name),
+                         plain(str(info.get("student", "?"))), plain(bounded(why, 300)))
+        nb = nbformat.v4.new_notebook()
+        try:
+            coursedir = _coursedir(self)
+            release = (Path(coursedir.format_path(coursedir.release_directory, ".", info["assignment"]))
+                       / f"{info['notebook']}.ipynb")
+            nb = nbformat.read(release, as_version=4)
+        except Exception:  # noqa: BLE001 - no release here: RepairStructure rebuilds the graded cells
+            pass
+        resources.setdefault("gptlab", {})["unreadable"] = why
+        # carried to the autograde stage (which reads this stage's output): GradeInSandbox notes it, flags it
+        nb.metadata[SUBSTITUTED] = bounded(why, NOTE_LINE_CHARS)
+        if not isinstance(resources.get("metadata"), dict):
+            resources["metadata"] = {}
+        resources["metadata"].update(name=Path(filename).stem, path=str(Path(filename).parent))
+        return self.from_notebook_node(nb, resources, **kw)
+
+
+SUBSTITUTED = "gptlab_unreadable"  # notebook metadata: nbgrader could not read the submission (why)
+_CELL_TYPES = ("code", "markdown", "raw")
+
+
+def structure_problem(path: Path) -> str:
+    """Why nbgrader's own steps would fail on this notebook's structure although it is valid JSON ('' if they
+    would not): cells that are not a list of cells with a type, a text source and a metadata mapping."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except Exception as exc:  # noqa: BLE001 - unreadable() says more; nothing to add here
+        return f"{type(exc).__name__}"
+    if not isinstance(raw, dict) or not isinstance(raw.get("metadata", {}), dict):
+        return "the notebook or its metadata is not a mapping"
+    cells = raw.get("cells")
+    if not isinstance(cells, list):
+        return "its cells are not a list"
+    for i, cell in enumerate(cells):
+        ok = (isinstance(cell, dict) and cell.get("cell_type") in _CELL_TYPES
+              and isinstance(cell.get("source", ""), (str, list)) and isinstance(cell.get("metadata", {}), dict))
+        if not ok:
+            return f"cell {i + 1} is not a notebook cell"
+    return ""
+
+
 # -- the released structure -------------------------------------------------------------------------
 
 
@@ -125,15 +193,16 @@ class RepairStructure(NbGraderPreprocessor):
                 del cell.metadata["nbgrader"]
 
         # each released grade id is held by one cell: the one with its cell id, else its source, else the first
+        notes += self.strip_unnamed(nb.cells)
         claims: dict[str, list] = {}
         for cell in nb.cells:
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if grade_id is None:
+            if "nbgrader" not in cell.metadata:
                 continue
+            grade_id = cell.metadata["nbgrader"].get("grade_id")
             if not isinstance(grade_id, str) or grade_id not in trusted:
                 del cell.metadata["nbgrader"]
-                notes.append(f"a cell carried an unknown grade id `{str(grade_id)[:40]}`; it is graded as an "
-                             "ordinary cell")
+                notes.append(f"a cell carried an unknown grade id ({markdown(bounded(str(grade_id), 40))}); it is "
+                             "graded as an ordinary cell")
                 continue
             claims.setdefault(grade_id, []).append(cell)
         present = {}
@@ -181,17 +250,34 @@ class RepairStructure(NbGraderPreprocessor):
             present[grade_id] = cell
 
         for note in notes:
-            self.log.warning("%s/%s (student %s): %s", assignment_id, notebook_id, student, note)
+            self.log.warning("%s/%s (student %s): %s", assignment_id, notebook_id, plain(student), plain(note))
         if notes:
             text = (f"**{NOTE_MARKER}.** This submission changed cells that the grading relies on. "
                     "They were restored before grading; please check that the grades below are what you expect.\n\n"
-                    + "\n".join(f"* {n}" for n in notes))
+                    + "\n".join(f"* {n}" for n in notes))  # the notes' only student text is escaped where made
             nb.cells.insert(0, from_dict({"cell_type": "markdown", "metadata": {"tags": ["autograder-note"]},
                                           "source": text, "id": "gptlab-autograder-note"}))
         resources.setdefault("gptlab", {})["restored"] = notes
         return nb, resources
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def strip_unnamed(cells) -> list[str]:
+        """Make ordinary the cells whose nbgrader metadata has no grade id (nbgrader would refuse the whole
+        notebook, and skip the student; nothing of such a cell is the release's); a note for each that claimed
+        to be graded, a solution, locked or a task. The metadata is already a mapping (checked before)."""
+        notes = []
+        for cell in cells:
+            meta = cell.metadata.get("nbgrader")
+            if meta is None or meta.get("grade_id") not in (None, ""):
+                continue
+            flags = [k for k in ("grade", "solution", "locked", "task") if meta.get(k)]
+            del cell.metadata["nbgrader"]
+            if flags:
+                notes.append(f"a cell carried nbgrader metadata ({', '.join(flags)}) without a grade id; it is "
+                             "graded as an ordinary cell")
+        return notes
 
     def _source_order(self, assignment_id: str, notebook_id: str):
         """grade_ids in the source notebook's order, and their nbformat cell ids (empty if unreadable)."""
@@ -374,8 +460,12 @@ class GradeInSandbox(NbGraderPreprocessor):
             data = json.loads((out_dir / f"{student}.json").read_text())
         except (OSError, ValueError) as exc:
             data = {"tests": [], "output": f"no results ({exc})"}
+        substituted = str(nb.metadata.pop(SUBSTITUTED, "") or "")  # ReadAnyNotebook read the release instead
         parts = part_results(data)
-        problem = result.get("message") if result.get("status") != "ok" else ""
+        # the verdict is data (results.json's extra_data.gptlab, through grade_many): not graded -> every
+        # check cell says why and scores 0, and FlagForReview flags it in the gradebook
+        status = result.get("status")
+        problem = (result.get("problem") or result.get("message") or status) if status in NOT_GRADED else ""
         bonus_parts = load_rubric()[1]
         extra: dict[str, Fraction] = {}  # grade id -> extra credit (a bonus part's cell is worth 0 points)
         graded = 0
@@ -420,21 +510,75 @@ class GradeInSandbox(NbGraderPreprocessor):
         routine = _routine()
         notes = "\n".join(line for line in str(data.get("output") or "").splitlines()
                           if line.strip() and not routine.search(line))
+        if substituted:
+            notes = (tr("nbgrader could not read this notebook ({why}): the notebook below is the assignment as "
+                        "released; the grades are those of the submitted file").format(why=substituted)
+                     + ("\n" + notes if notes else ""))
         if problem or notes:
-            text = f"**{GRADER_MARKER}.** " + (tr("This notebook could not be graded: {problem}").format(problem=problem)
-                                               + "\n\n" if problem else "")
-            text += "\n".join(f"* {line}" for line in notes.splitlines()[:20] if line.strip())
+            text = grader_note(problem, notes)
             at = 1 if nb.cells and NOTE_MARKER in str(nb.cells[0].get("source", "")) else 0
             nb.cells.insert(at, from_dict({"cell_type": "markdown", "metadata": {"tags": ["autograder-note"]},
                                            "source": text, "id": "gptlab-grader-report"}))
-        # what the sandbox had to stop (a hang, a fork bomb, a flood, a death) is named in the log as well
+        # the verdict's problem (hung, tampered, not graded), else what the sandbox had to stop (a fork bomb, a
+        # flood, a death) is named in the log as well: the log's detail only, the status is the verdict's
         stopped = [line for line in notes.splitlines() if _STOPPED.search(line)]
-        cause = problem.splitlines()[0] if problem else "; ".join(stopped[:3])
+        cause = (problem.splitlines()[0] if problem else (result.get("problem") or "") if status != "ok" else "") \
+            or "; ".join(stopped[:3])
         level = self.log.warning if cause else self.log.info
-        level("%s/%s (student %s): graded in the sandbox: %s, %s points%s", assignment_id, notebook_id, student,
-              result.get("status"), result.get("total"), f" ({cause})" if cause else "")
-        resources.setdefault("gptlab", {})["grade"] = {"status": result.get("status"), "cells": graded}
+        level("%s/%s (student %s): graded in the sandbox: %s, %s points%s", assignment_id, notebook_id, plain(student),
+              status, result.get("total"), plain(f" ({bounded(cause, NOTE_LINE_CHARS)})") if cause else "")
+        resources.setdefault("gptlab", {})["grade"] = {"status": status, "cause": result.get("cause", ""),
+                                                       "problem": result.get("problem", "") or substituted,
+                                                       "cells": graded, "flag": bool(substituted)}
         return nb, resources
+
+
+def grader_note(problem: str, notes: str) -> str:
+    """The markdown of the grader's note at the top of the autograded notebook (so of the feedback): why it
+    was not graded, and the grader's notes. They quote the student's code and its error messages: escaped
+    text (no HTML, no markdown of the student's), each line bounded, at most 20 lines."""
+    from autograder.i18n import tr
+
+    text = f"**{GRADER_MARKER}.** " + (markdown(tr("This notebook could not be graded: {problem}")
+                                                .format(problem=bounded(problem, NOTE_LINE_CHARS)))
+                                       + "\n\n" if problem else "")
+    return text + "\n".join(f"* {markdown(bounded(line, NOTE_LINE_CHARS))}"
+                             for line in str(notes).splitlines()[:20] if line.strip())
+
+
+class FlagForReview(NbGraderPreprocessor):
+    """After ``SaveAutoGrades``: a notebook that was not graded (unreadable, the grader could not run, the
+    time limit), hung or tampered with is flagged in the gradebook, and its check cells need a manual grade,
+    so that formgrader lists it and its 0 never reads as a grade. Reads ``GradeInSandbox``'s verdict."""
+
+    def preprocess(self, nb, resources):
+        from nbgrader.api import Gradebook
+
+        verdict = resources.get("gptlab", {}).get("grade") or {}
+        status = verdict.get("status")
+        if status is None or (status == "ok" and not verdict.get("flag")):
+            return nb, resources
+        info = resources["nbgrader"]
+        flag(info["db_url"], info["assignment"], info["notebook"], info["student"],
+             [cell.metadata["nbgrader"]["grade_id"] for cell in nb.cells
+              if utils.is_grade(cell) and not utils.is_solution(cell)],
+             manual=status in NOT_GRADED, gradebook=Gradebook)
+        self.log.warning("%s/%s (student %s): flagged for review: %s (%s)", info["assignment"], info["notebook"],
+                         plain(info["student"]), status, plain(verdict.get("problem") or verdict.get("cause") or ""))
+        return nb, resources
+
+
+def flag(db_url, assignment_id, notebook_id, student, grade_ids, manual: bool, gradebook=None) -> None:
+    """Flag a submitted notebook; ``manual``: its check cells' grades also need a manual grade (not graded)."""
+    if gradebook is None:
+        from nbgrader.api import Gradebook as gradebook
+    with gradebook(db_url) as gb:
+        submission = gb.find_submission_notebook(notebook_id, assignment_id, student)
+        submission.flagged = True
+        if manual:
+            for grade_id in grade_ids:
+                gb.find_grade(grade_id, notebook_id, assignment_id, student).needs_manual_grade = True
+        gb.db.commit()
 
 
 def _set_extra_credit(db_url, notebook_id, assignment_id, student, extra) -> None:
@@ -450,5 +594,6 @@ def results_dir(course_root, assignment_id: str, notebook_id: str) -> Path:
     return Path(course_root) / RESULTS_FOLDER / assignment_id / notebook_id
 
 
-__all__ = ["RepairStructure", "GradeInSandbox", "released_source", "part_of", "part_results", "cell_score",
+__all__ = ["RepairStructure", "GradeInSandbox", "FlagForReview", "ReadAnyNotebook", "flag", "grader_note",
+           "structure_problem", "released_source", "part_of", "part_results", "cell_score",
            "results_dir", "NOTE_MARKER", "GRADER_MARKER", "NotebookNode"]

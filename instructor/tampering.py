@@ -79,7 +79,8 @@ def notes(submission: str | Path, release: str | Path | None = None) -> list[str
         if release is None:
             release = RELEASE
             meta = nb.get("metadata") if isinstance(nb, dict) else None
-            lang = (meta.get("gptlab") or {}).get("lang") if isinstance(meta, dict) else None
+            gptlab = meta.get("gptlab") if isinstance(meta, dict) else None  # any JSON value: the student's
+            lang = gptlab.get("lang") if isinstance(gptlab, dict) else None
             if isinstance(lang, str) and lang != "en" and release_of(lang).is_file():
                 release = release_of(lang)
         expected = locked_cells(json.loads(Path(release).read_text(encoding="utf-8")))

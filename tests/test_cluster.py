@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from autograder.engine import report
 from instructor import cluster, grade_item
 from instructor.grade_manifest import (ManifestError, build, format_spec, load, parse_spec, task_items)
 from instructor.merge_results import collect, merge
@@ -33,9 +34,9 @@ def fake_grading(monkeypatch):
     from instructor.grade_class import part_scores
 
     def fake(student, path, out_dir, reference, timeout, parts):
-        data = {"score": 0.0, "output": "", "tests": [
+        data = report.set_verdict({"score": 0.0, "output": "", "tests": [
             {"name": "head: a check", "score": 0.0, "max_score": 1.0, "status": "failed", "tags": ["head"],
-             "output": f"graded {Path(path).read_text()!r}"}]}
+             "output": f"graded {Path(path).read_text()!r}"}]}, "ok")
         (Path(out_dir) / f"{student}.json").write_text(json.dumps(data))
         scores, maxima = part_scores(data, parts)
         return {"student": student, "status": "ok", "parts": scores, "max": maxima, "total": 0.0, "message": ""}
@@ -89,9 +90,10 @@ def test_cluster_manifest_same_ids_as_grade_class(tmp_path):
     (tmp_path / "dup.csv").write_text("id,path\nbob,a\nbob,b\n")
     with pytest.raises(ManifestError, match="twice"):
         load(tmp_path / "dup.csv")
-    (tmp_path / "bad.csv").write_text("id,path\n../x,a\n")
-    with pytest.raises(ManifestError, match="cannot name"):
-        load(tmp_path / "bad.csv")
+    # an id that cannot name a file is mapped to one that can (never a class refused for one name)
+    (tmp_path / "odd.csv").write_text("id,path\n../x,a\n")
+    odd = load(tmp_path / "odd.csv").item(0).id
+    assert odd.startswith("x-") and "/" not in odd
 
 
 @pytest.mark.e2e_paths

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from autograder.engine import report
 from autograder.engine.report import load_rubric
 from instructor import class_summary, exports
 
@@ -27,7 +28,7 @@ def results_json(passed: dict[str, tuple[int, int]], **extra) -> dict:
         each = round(float(RUBRIC[part] / n), 4)
         tests += [{"name": f"{part}: c{i}", "score": each if i < ok else 0, "max_score": each,
                    "status": "passed" if i < ok else "failed", "output": "", "tags": [part]} for i in range(n)]
-    return {"score": 0, "tests": tests, "output": "", **extra}
+    return report.set_verdict({"score": 0, "tests": tests, "output": "", **extra}, "ok")
 
 
 def read(path) -> list[dict]:
@@ -90,15 +91,24 @@ def test_exports_grades_csv_max_row_statuses_and_blank_rows(tmp_path):
         exports.write_grades_csv({"max": results_json(full)}, tmp_path)
 
 
-def test_exports_classify_results_from_other_paths():
-    unread = {"tests": [{"output": "the submission could not be read: x.ipynb is not valid JSON", "tags": ["gpt"]}] * 2}
+def test_exports_classify_reads_the_verdict_never_the_messages():
+    # the status is extra_data.gptlab's, whatever the messages say and in whatever language
+    unread = report.set_verdict({"tests": [{"output": "no se pudo leer la entrega", "tags": ["gpt"]}] * 2,
+                                 "output": ""}, "error", "unreadable", "x.ipynb is not valid JSON\nmore")
     assert class_summary.classify(unread) == ("error", "x.ipynb is not valid JSON")
-    gone = {"tests": [{"output": "the submission could not be read: no submission at /s: the path does not exist"}]}
+    assert class_summary.cause(unread) == "unreadable"
+    gone = report.set_verdict({"tests": []}, "missing", "no_submission", "the path does not exist")
     assert class_summary.classify(gone)[0] == "missing"
-    assert class_summary.classify({"tests": [], "output": "grader crashed"}) == ("error", "grader crashed")
-    flagged = results_json({"gpt": (3, 3)}, output="WARNING: tampered test cell check_gpt restored")
-    assert class_summary.classify(flagged) == ("tampered", "WARNING: tampered test cell check_gpt restored")
-    assert class_summary.classify(results_json({"gpt": (0, 3)})) == ("ok", "")
+    hung = results_json({"gpt": (1, 3)})
+    report.set_verdict(hung, "hung", "cell_timeout", "cell 2 ran past its limit")
+    assert class_summary.classify(hung) == ("hung", "cell 2 ran past its limit")
+    # a message that reads like a verdict changes nothing (it was the student's to write)
+    looks = results_json({"gpt": (3, 3)}, output="WARNING: tampered; the submission could not be read: x")
+    assert class_summary.classify(looks) == ("ok", "")
+    # a results file without a verdict is not a grade: never ok with 0
+    for bare in ({"tests": [], "output": "grader crashed"}, {"tests": [{"status": "failed", "tags": ["gpt"]}]},
+                 {"extra_data": {"gptlab": "ok"}}, {"extra_data": {"gptlab": {"status": "great"}}}, [], "x"):
+        assert class_summary.classify(bare)[0] == "error", bare
 
 
 def test_exports_load_folder_keeps_an_unreadable_file(tmp_path):
@@ -181,7 +191,8 @@ def test_exports_summary_cli_on_a_results_folder(tmp_path):
     from tests.conftest import REPO
 
     (tmp_path / "ann.json").write_text(json.dumps(results_json({p: (3, 3) for p in PARTS})))
-    (tmp_path / "ben.json").write_text(json.dumps({"tests": [], "output": "the grader crashed\ntraceback"}))
+    (tmp_path / "ben.json").write_text(json.dumps(report.set_verdict({"tests": [], "output": "x"}, "error",
+                                                                      "grader_failed", "the grader crashed\ntraceback")))
     (tmp_path / "roster.txt").write_text("ann\nben\ncid\n")
     cmd = [sys.executable, "-m", "instructor.class_summary", tmp_path, "--roster", tmp_path / "roster.txt"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)

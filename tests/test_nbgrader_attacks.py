@@ -114,14 +114,15 @@ def graded(tmp_path_factory):
     assert rc == 0, log[-5000:]
     rc, feedback_log = _run([sys.executable, "-m", "nbgrader", "generate_feedback", "gpt_lab"], root)
     assert rc == 0, feedback_log[-3000:]
-    scores, waiting = {}, {}
+    scores, waiting, flagged = {}, {}, {}
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         for sid in students:
             sub = gb.find_submission_notebook("gpt_lab", "gpt_lab", sid)
             # nbgrader's score of a cell: its auto score plus extra credit (the bonus part's points)
             scores[sid] = {g.name: (g.score, float(g.max_score)) for g in sub.grades if g.cell.cell_type == "code"}
             waiting[sid] = {g.name for g in sub.grades if g.cell.cell_type == "code" and g.needs_manual_grade}
-    return {"root": root, "log": log, "scores": scores, "waiting": waiting, "before": before,
+            flagged[sid] = bool(sub.flagged)
+    return {"root": root, "log": log, "scores": scores, "waiting": waiting, "flagged": flagged, "before": before,
             "after": _digest(guarded)}
 
 
@@ -135,7 +136,11 @@ def test_attack_gets_its_honest_grade(graded, case):
     assert len(scores) == 13, f"every check cell is graded: {sorted(scores)}"
     assert sum(m for _, m in scores.values()) == pytest.approx(MAXIMUM)  # nbgrader's maximum: the bonus is not in it
     assert _total(scores) == pytest.approx(case.expected, abs=1e-9), f"{case.why}: {scores}"
-    assert not graded["waiting"][case.id], "an autograded cell left for a human looks like a blank submission"
+    if case.raw is not None or case.make:  # not graded: every check cell waits for a human, the notebook flagged
+        assert graded["waiting"][case.id] == set(scores), graded["waiting"][case.id]
+        assert graded["flagged"][case.id]
+    else:
+        assert not graded["waiting"][case.id], "an autograded cell left for a human looks like a blank submission"
     nb = nbformat.read(graded["root"] / "autograded" / case.id / "gpt_lab" / "gpt_lab.ipynb", as_version=4)
     if case.raw is not None or case.make:  # not a notebook: graded 0 all the same, with the reason in its feedback
         assert "could not be read as a notebook" in nb.cells[0].source

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -13,6 +14,94 @@ from autograder import parts as registry
 from autograder.i18n import tr
 
 UNITS = 10_000  # results.json shows points with 4 decimals; every share is a whole number of 1/10,000
+
+# -- the verdict: what happened to a submission, as data ------------------------------------------
+# Every results file carries ``extra_data.gptlab = {"status", "cause", "problem"}`` (Gradescope keeps a
+# top-level ``extra_data`` as it is). Every consumer (grade_class, the nbgrader plugins, the class summary,
+# the exports, the cluster's merge, the Slurm task log) reads the status from there, never from message
+# text, which is translated and written by the student's code as much as by the grader.
+#   ok        graded
+#   hung      graded, but some of the submission's code ran past its time limit (what did not run counts 0)
+#   tampered  graded, a locked cell was edited (set by the class tools, which compare with the release)
+#   error     NOT graded: the submission could not be read, or the grader could not run (its cause says which)
+#   timeout   NOT graded: grading as a whole did not finish within the class's limit
+#   missing   NOT graded: no submission
+STATUSES = ("ok", "hung", "tampered", "error", "timeout", "missing")
+GRADED = ("ok", "hung", "tampered")
+NOT_GRADED = ("error", "timeout", "missing")
+# the causes (a code, stable across languages): why a status is not plain ``ok``
+CAUSES = {
+    "": "graded",
+    "cell_timeout": "a cell of the submission ran past its time limit",
+    "check_timeout": "the submission's code ran past its time limit during a check",
+    "time_budget_spent": "the submission's time budget was spent before every check ran",
+    "locked_cells_changed": "a locked cell was edited, deleted or re-pointed",
+    "unreadable": "the submission could not be read (not a notebook, not UTF-8, a link, too large, ...)",
+    "no_submission": "no submission was found",
+    "grader_could_not_start": "the grader could not start (for instance the process limit was reached)",
+    "worker_did_not_start": "the submission's process could not be started: nothing of it ran",
+    "grader_failed": "the grader failed while grading or reporting",
+    "grader_exited": "the grading process ended without a report",
+    "no_results": "the grading process wrote no readable results",
+    "grading_timeout": "grading did not finish within the time limit",
+    "malformed_results": "a results file without a verdict or not valid",
+}
+PROBLEM_CHARS = 300  # a verdict's problem is one line for a CSV cell and a terminal
+# what one message may carry into results.json (a check's output, the run's notes): a message can echo the
+# student's text (a quiz answer, an error message); these keep a report, and the feedback notebooks made
+# from it, within a few hundred KB whatever the submission (70 checks x 4,000 + 20,000 characters)
+TEST_OUTPUT_CHARS = 4_000
+OUTPUT_CHARS = 20_000
+
+
+# escape sequences (CSI, OSC, ...), C0/C1 controls but newline and tab, DEL, and the bidi overrides: what a
+# terminal (or a reader of the text) would take as commands (instructor/text.py: the same for the class tools)
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[\]P^_X][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?|"
+                      r"\x9b[0-?]*[ -/]*[@-~]")
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text) -> str:
+    """``text`` without escape sequences and control characters (newlines and tabs kept, CR a newline):
+    what the submission's code wrote (an error message, a traceback) reaches terminals and files as text."""
+    text = str(text).replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROLS.sub("", _ESCAPES.sub("", text))
+
+
+def bounded(text, limit: int) -> str:
+    """At most ``limit`` characters of ``text``, saying how many were cut."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + f" [... {len(text) - limit} characters cut]"
+
+
+def verdict(status: str, cause: str = "", problem: str = "", **extra) -> dict:
+    """The ``extra_data.gptlab`` of a results file (status and cause codes, and a one-line problem)."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    if cause not in CAUSES:
+        raise ValueError(f"unknown cause {cause!r}")
+    line = " ".join(next((x for x in str(problem).splitlines() if x.strip()), "").split())  # its first line
+    line = line if len(line) <= PROBLEM_CHARS else line[:PROBLEM_CHARS - 3] + "..."
+    return {"status": status, "cause": cause, "problem": line, **extra}
+
+
+def set_verdict(data: dict, status: str, cause: str = "", problem: str = "", **extra) -> dict:
+    """``data`` with its verdict (``extra_data.gptlab``) set, the other extra data kept."""
+    extra_data = data.get("extra_data") if isinstance(data.get("extra_data"), dict) else {}
+    data["extra_data"] = {**extra_data, "gptlab": verdict(status, cause, problem, **extra)}
+    return data
+
+
+def verdict_of(data) -> dict | None:
+    """The verdict a results file carries, or None when it has none (or a malformed one): the reader
+    decides what that means (never guessing from the messages)."""
+    if not isinstance(data, dict) or not isinstance(data.get("extra_data"), dict):
+        return None
+    meta = data["extra_data"].get("gptlab")
+    if not isinstance(meta, dict) or meta.get("status") not in STATUSES:
+        return None
+    cause = meta.get("cause") if meta.get("cause") in CAUSES else ""
+    return {**meta, "cause": cause, "problem": str(meta.get("problem") or "")}
 
 
 def load_rubric(path: Path | None = None) -> tuple[dict[str, Fraction], set[str]]:
@@ -131,7 +220,8 @@ def _num(x: Fraction) -> float | int:
     return int(value) if value == int(value) else value
 
 
-def gradescope_json(parts: list[PartScore], extra_output: str = "", not_run: str = "") -> dict:
+def gradescope_json(parts: list[PartScore], extra_output: str = "", not_run: str = "",
+                    status: str = "ok", cause: str = "", problem: str = "") -> dict:
     """results.json. A part none of whose checks ran (and none pending) still has a line: 0 of its
     points, with ``not_run`` (the cause) as its message, so every point of the rubric is accounted for."""
     tests = []
@@ -143,26 +233,28 @@ def gradescope_json(parts: list[PartScore], extra_output: str = "", not_run: str
                 "score": _num(share if o.status == "passed" else Fraction(0)),
                 "max_score": _num(share),
                 "status": "passed" if o.status == "passed" else "failed",
-                "output": o.message,
+                "output": bounded(printable(o.message), TEST_OUTPUT_CHARS),
                 "tags": [p.part],
                 "visibility": "after_published" if o.hidden else "visible",
             })
         if not p.total and p.points:
             tests.append({
                 "name": f"{p.part}: " + tr("not run"), "score": 0, "max_score": _num(p.points), "status": "failed",
-                "output": not_run or tr("no check of this part ran"), "tags": [p.part], "visibility": "visible",
+                "output": bounded(not_run or tr("no check of this part ran"), TEST_OUTPUT_CHARS), "tags": [p.part],
+                "visibility": "visible",
             })
     score = sum((p.score for p in parts), Fraction(0))
-    return {
+    return set_verdict({
         "score": _num(score),
-        "output": extra_output,
+        "output": bounded(printable(extra_output), OUTPUT_CHARS),
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
-    }
+    }, status, cause, problem)
 
 
-def zero_report(cause: str, rubric: dict[str, Fraction] | None = None, bonus: set[str] | None = None) -> dict:
+def zero_report(cause: str, rubric: dict[str, Fraction] | None = None, bonus: set[str] | None = None,
+                code: str = "grader_failed", status: str = "error") -> dict:
     """The results.json of a run that could not grade at all: every part 0 of its points, each with
     ``cause`` as its message. The one place that writes such a report (pytest autograder's
     configuration or collection failing, the Gradescope wrapper when the grader itself fails)."""
@@ -172,7 +264,8 @@ def zero_report(cause: str, rubric: dict[str, Fraction] | None = None, bonus: se
     except Exception:  # noqa: BLE001 - the registry itself may be what failed
         rubric, bonus = {}, set()
     parts = [PartScore(p, rubric[p], p in (bonus or set())) for p in rubric]
-    return gradescope_json(parts, f"Not graded: {cause}", not_run=f"not run: {cause}")
+    return gradescope_json(parts, f"Not graded: {cause}", not_run=f"not run: {cause}",
+                           status=status, cause=code, problem=cause)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -17,6 +17,7 @@ from autograder import parts as registry
 from autograder.engine import wire as protocol
 from autograder.engine.run_cells import CellOutcome, run_cell
 from autograder.engine.load import Program, python_source
+from autograder.engine.report import printable
 from autograder.engine.worker_ops import Runtime
 from autograder.engine.worker_control import Worker, WorkerDied
 from autograder.i18n import tr
@@ -33,6 +34,8 @@ class SubmissionFailure(Exception):
     """The submission's code failed while a check ran (not the check's verdict itself)."""
 
     def __init__(self, what: str, kind: str, message: str, traceback: str = ""):
+        # the submission's own text (its exception's message): no escape sequence reaches a terminal or a report
+        kind, message, traceback = printable(kind), printable(message), printable(traceback)
         super().__init__(f"{what}: {kind}: {message}")
         self.what, self.kind, self.message, self.traceback = what, kind, message, traceback
 
@@ -251,6 +254,7 @@ class RemoteSubmission(Submission):
         self.bad_cells: dict[int, CellOutcome] = {}  # cells that killed or hung the worker
         self.loaded = False
         self.hung: dict[str, tuple[str, str]] = {}  # code that hung or crashed once: not run again
+        self.answered = False  # whether a worker ever answered: if not, nothing of the submission ran
 
     def start(self) -> None:
         """Start the worker early: it imports torch while the grading process collects checks."""
@@ -267,16 +271,18 @@ class RemoteSubmission(Submission):
             d = protocol.from_jsonable(answer.get("value"))
             if isinstance(d, dict):
                 return CellOutcome(
-                    cell.number, bool(d.get("ok")), str(d.get("error_type", ""))[:60],
-                    str(d.get("message", ""))[:400], str(d.get("traceback", ""))[:2000],
+                    cell.number, bool(d.get("ok")), printable(str(d.get("error_type", ""))[:60]),
+                    printable(str(d.get("message", ""))[:400]), printable(str(d.get("traceback", ""))[:2000]),
                 )
         err = answer.get("error") if isinstance(answer.get("error"), dict) else {}
-        return CellOutcome(cell.number, False, str(err.get("type", "Error"))[:60], str(err.get("message", ""))[:400])
+        return CellOutcome(cell.number, False, printable(str(err.get("type", "Error"))[:60]),
+                           printable(str(err.get("message", ""))[:400]))
 
     def _isolation_notes(self) -> None:
         try:
             answer = self.worker.request({"op": "ping"}, CELL_TIMEOUT_S, self.deadline)
             notes = protocol.from_jsonable(answer.get("value")).get("isolation", [])
+            self.answered = True
         except (WorkerDied, protocol.ProtocolError, AttributeError) as exc:
             notes = [f"the worker did not start ({exc})"]
         for note in notes:

@@ -67,6 +67,7 @@ class Grading:
         self.internal_error: str | None = None  # pytest itself failed (plugin/results.py)
         self.path = Path(config.getoption("submission") or DEFAULT_SUBMISSION)
         self.submission_error: str | None = None
+        self.submission_missing = False  # the submission_error is that nothing is there
         self.sub: RemoteSubmission | None = None
         self._ref = None
         self._ref_error: str | None = None
@@ -95,6 +96,7 @@ class Grading:
             program = loader.read_submission(self.path)
         except loader.SubmissionError as exc:
             self.submission_error = str(exc)
+            self.submission_missing = not os.path.lexists(self.path)
             return
         except (RecursionError, MemoryError, ValueError, TypeError, AttributeError, OSError) as exc:
             self.submission_error = f"reading it failed ({cause(exc)})"

@@ -40,6 +40,35 @@ def _cause_of_nothing(grading: Grading) -> str:
             or tr("no check ran (see the grader's notes)"))
 
 
+def verdict(grading: Grading) -> tuple[str, str, str]:
+    """(status, cause, problem) of the run, from the recorded state, never from a message's text
+    (``engine/report.py`` lists the codes). The problem is for the instructor, in English."""
+    if grading.internal_error:
+        return "error", "grader_failed", grading.internal_error
+    if grading.fatal:
+        return "error", "grader_could_not_start", grading.fatal
+    if grading.submission_error:
+        if grading.submission_missing:
+            return "missing", "no_submission", grading.submission_error
+        return "error", "unreadable", f"could not be read: {grading.submission_error}"
+    sub = grading.sub
+    if sub is None or not sub.answered:
+        return ("error", "worker_did_not_start",
+                "not graded: the submission's process could not be started, nothing of it ran")
+    hung = [c for c in (sub.report.cells if sub.loaded else []) if c.error_type == "Timeout"]
+    if hung:
+        first = hung[0]
+        return ("hung", "cell_timeout", f"graded; {len(hung)} cell(s) ran past their time limit, the first cell "
+                f"{first.number}: {first.message}")
+    stopped = [key for key, (kind, _) in sub.hung.items() if kind == "Timeout"]
+    if stopped:
+        return ("hung", "check_timeout",
+                f"graded; the submission's code ran past its time limit in {', '.join(stopped[:3])}")
+    if sub.budget_spent():
+        return "hung", "time_budget_spent", "graded; the submission's time budget was spent before every check ran"
+    return "ok", "", ""
+
+
 def write_report(grading: Grading, config) -> list:
     """Write results.json (if asked) from what was recorded; never raises. Returns the parts."""
     path = config.getoption("grade_json")
@@ -55,14 +84,16 @@ def write_report(grading: Grading, config) -> list:
             extra = [tr("not graded: {cause}").format(cause=grading.fatal)] if grading.fatal else []
             extra += ([tr("could not be read: {cause}").format(cause=grading.submission_error)]
                       if grading.submission_error else [])
+            status, code, problem = verdict(grading)
             data = report.gradescope_json(parts, "\n".join(extra + notes(grading) + lines[:20]),
-                                          not_run=tr("not run: {cause}").format(cause=_cause_of_nothing(grading)))
+                                          not_run=tr("not run: {cause}").format(cause=_cause_of_nothing(grading)),
+                                          status=status, cause=code, problem=problem)
             report.write_json(path, data)
     except BaseException as exc:  # noqa: BLE001 - the last resort: a zero report naming the cause
         if path:
             try:
                 report.write_json(path, report.zero_report(f"the grader failed while reporting: {cause(exc)}",
-                                                           grading.rubric or None, grading.bonus))
+                                                           grading.rubric or None, grading.bonus, code="grader_failed"))
             except Exception:  # noqa: BLE001 - nothing more can be done here; the wrapper writes its own
                 traceback.print_exc()
         parts = []

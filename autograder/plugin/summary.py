@@ -20,27 +20,30 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 def _summary(out, grading: Grading) -> None:
+    def say(line: str) -> None:  # the submission's file name and messages: text on the terminal
+        out.write_line(report.printable(line))
+
     parts = scored_parts(grading)
     out.section(tr("gpt-lab grade"))
-    out.write_line(tr("submission: {path}").format(path=grading.path))
+    say(tr("submission: {path}").format(path=grading.path))
     if grading.fatal:
-        out.write_line(tr("not graded: {cause}").format(cause=grading.fatal))
+        say(tr("not graded: {cause}").format(cause=grading.fatal))
     if grading.submission_error:
-        out.write_line(tr("could not be read: {cause}").format(cause=grading.submission_error))
+        say(tr("could not be read: {cause}").format(cause=grading.submission_error))
     if grading.sub is not None and grading.sub.loaded:
         bad = [c for c in grading.sub.report.cells if not c.ok and c.error_type != "NotImplementedError"]
         for c in bad[:5]:
-            out.write_line(tr("note: {cell} failed while loading: {kind}: {message}")
+            say(tr("note: {cell} failed while loading: {kind}: {message}")
                            .format(cell=cell_label(grading.sub, c.number), kind=c.error_type, message=c.message))
         if len(bad) > 5:
-            out.write_line(tr("note: {count} more cells failed while loading").format(count=len(bad) - 5))
+            say(tr("note: {count} more cells failed while loading").format(count=len(bad) - 5))
     for note in notes(grading):
         if not note.startswith("cell "):
-            out.write_line(tr("note: {note}").format(note=note))
-    out.write_line("")
-    out.write_line(report.table(parts))
+            say(tr("note: {note}").format(note=note))
+    say("")
+    say(report.table(parts))
     pending = sum(p.pending for p in parts)
     if pending:
         points = sum((p.pending_points() for p in parts), 0)
-        out.write_line(tr("{count} hidden checks worth {points:.2f} points run at grading time "
+        say(tr("{count} hidden checks worth {points:.2f} points run at grading time "
                           "(the scores above count them as not yet earned)").format(count=pending, points=float(points)))
