@@ -324,14 +324,15 @@ def test_head_values_come_from_value_layer(sub):
                         shape=(2, 5, HS))
         # zero output whatever the value layer holds would pass the check below: it must depend on the input first
         expect(before.abs().max() > 0, tr("the output is zero for a random input with random weights: it must be the "
-               "attention weights times v = self.value(x)"))
+               "attention weights times the values, which the value layer computes from x"))
         state = head.state_dict()
         state["value.weight"] = torch.zeros_like(w)
         head.load_state_dict(state)
         out = tensor(head(x), tr("Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (2, 5, {C})")
                                .format(C=C, HS=HS, BLOCK=BLOCK), shape=(2, 5, HS))
         expect(out.abs().max() == 0, tr("with self.value's weights set to zero the output is not zero: the output must be "
-               "the attention weights times v = self.value(x) (is v computed with another layer, e.g. self.key?)"))
+               "the attention weights times the values, which come from self.value applied to x (are they computed with "
+               "another layer, e.g. self.key?)"))
 
 
 def test_head_dropout_only_in_train_mode(sub):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from autograder.checks.verdicts import cell_label
 from autograder.engine import report
+from autograder.engine.load import SKIPPED_CELL
 from autograder.i18n import tr
 from autograder.plugin.grading import Grading, cause, grading_of
 from autograder.plugin.results import notes, scored_parts
@@ -17,6 +18,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         _summary(terminalreporter, grading)
     except Exception as exc:  # noqa: BLE001
         terminalreporter.write_line(f"the grade table could not be written: {cause(exc)} (results.json is)")
+
+
+def shown_notes(all_notes: list) -> list:
+    """The notes the summary prints: all but the routine ones (a cell the grader skipped), chosen by
+    their kind, never by their text, which is in the student's language."""
+    return [note for note in all_notes if getattr(note, "kind", "") != SKIPPED_CELL]
 
 
 def _summary(out, grading: Grading) -> None:
@@ -34,9 +41,8 @@ def _summary(out, grading: Grading) -> None:
                            .format(cell=cell_label(grading.sub, c.number), kind=c.error_type, message=c.message))
         if len(bad) > 5:
             out.write_line(tr("note: {count} more cells failed while loading").format(count=len(bad) - 5))
-    for note in notes(grading):
-        if not note.startswith("cell "):
-            out.write_line(tr("note: {note}").format(note=note))
+    for note in shown_notes(notes(grading)):
+        out.write_line(tr("note: {note}").format(note=note))
     out.write_line("")
     out.write_line(report.table(parts))
     pending = sum(p.pending for p in parts)
