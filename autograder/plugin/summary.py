@@ -7,7 +7,7 @@ from autograder.engine import report
 from autograder.engine.load import SKIPPED_CELL
 from autograder.i18n import tr
 from autograder.plugin.grading import Grading, cause, grading_of
-from autograder.plugin.results import notes, scored_parts
+from autograder.plugin.results import all_earned, notes, scored_parts
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -48,5 +48,12 @@ def _summary(out, grading: Grading) -> None:
     pending = sum(p.pending for p in parts)
     if pending:
         points = sum((p.pending_points() for p in parts), 0)
-        out.write_line(tr("{count} hidden checks worth {points:.2f} points run at grading time "
-                          "(the scores above count them as not yet earned)").format(count=pending, points=float(points)))
+        if all_earned(grading, parts):  # all a student can know before grading time: say it plainly
+            out.write_line(tr("every visible check passed: {score:.2f} points earned here; {count} hidden checks "
+                              "worth {points:.2f} points run at grading time")
+                           .format(score=float(sum((p.score for p in parts if not p.bonus), 0)), count=pending,
+                                   points=float(points)))
+        else:
+            out.write_line(tr("{count} hidden checks worth {points:.2f} points run at grading time "
+                              "(the scores above count them as not yet earned)").format(count=pending,
+                                                                                       points=float(points)))
