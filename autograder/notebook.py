@@ -19,7 +19,7 @@ from fractions import Fraction
 
 from autograder import i18n, parts
 from autograder.checks.verdicts import explain
-from autograder.i18n import tr
+from autograder.i18n import Num, tr
 
 
 def run_part(part: str, namespace: dict) -> tuple[list[tuple[str, str]], int]:
@@ -73,4 +73,4 @@ def _check(part: str, namespace: dict) -> None:
                 tr("; {count} hidden checks run at grading time").format(count=pending))
     print(tr("{part}: {passed}/{total} visible checks passed{more}: {score:.2f} of {points:.2f} points so far "
              "(a self-check: the autograder grades)").format(part=part, passed=passed, total=total, more=more,
-                                                            score=float(score), points=float(points)))
+                                                            score=Num(score), points=Num(points)))

@@ -159,3 +159,28 @@ def test_routine_notes_are_left_out_by_kind_in_every_language():
         assert len(skipped) >= 5 and shown_notes(skipped) == [], (lang, skipped[:3])
     other = ["sandbox: no namespaces here", Note("celda 3: otra cosa", "")]
     assert shown_notes(skipped + other) == other
+
+
+# -- numbers the Spanish way in Spanish messages -------------------------------------------------------------
+
+def test_scores_are_written_the_way_the_message_language_writes_numbers():
+    """Spanish messages write decimal commas ("0,10 de 0,50", as the Spanish text does: "4,17"); English
+    ones are unchanged."""
+    from fractions import Fraction
+
+    from autograder import i18n
+    from autograder.engine.report import Outcome, PartScore, table
+    from autograder.notebook import check
+
+    part = PartScore("tokenizer", Fraction(1, 2), False, [Outcome("tokenizer", "x", "x", False, "passed"),
+                                                          Outcome("tokenizer", "y", "y", False, "failed", "no")])
+    ns = _namespace("tokenizer_code")
+    shown = {}
+    for lang in ("en", "es"):
+        with i18n.using(lang):
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                check("tokenizer", {**ns, "LAB_LANGUAGE": lang})
+            shown[lang] = table([part]) + "\n" + out.getvalue()
+    assert "0.25" in shown["en"] and "total 0.25 / 0.50" in shown["en"] and "of 0.50 points" in shown["en"]
+    assert "0,25" in shown["es"] and "0,50" in shown["es"] and not re.search(r"\d\.\d", shown["es"]), shown["es"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from autograder.checks.verdicts import cell_label
 from autograder.engine import report
 from autograder.engine.load import SKIPPED_CELL
-from autograder.i18n import tr
+from autograder.i18n import Num, tr
 from autograder.plugin.grading import Grading, cause, grading_of
 from autograder.plugin.results import all_earned, notes, scored_parts
 
@@ -51,9 +51,9 @@ def _summary(out, grading: Grading) -> None:
         if all_earned(grading, parts):  # all a student can know before grading time: say it plainly
             out.write_line(tr("every visible check passed: {score:.2f} points earned here; {count} hidden checks "
                               "worth {points:.2f} points run at grading time")
-                           .format(score=float(sum((p.score for p in parts if not p.bonus), 0)), count=pending,
-                                   points=float(points)))
+                           .format(score=Num(sum((p.score for p in parts if not p.bonus), 0)), count=pending,
+                                   points=Num(points)))
         else:
             out.write_line(tr("{count} hidden checks worth {points:.2f} points run at grading time "
                               "(the scores above count them as not yet earned)").format(count=pending,
-                                                                                       points=float(points)))
+                                                                                       points=Num(points)))
