@@ -147,13 +147,24 @@ def given_lines(message: str, solution: set[str], own: set[str], shown: str = ""
 
 # an edit loses points in its own part only (tests/test_mutants.py holds every bank to that), so its
 # part's checks give all its messages; alternatives earn full marks (tests/test_alternatives.py): no message
+# edits whose messages (in the parts of OTHERS) still give a line today: a known failure until issue 22 lands,
+# strict, so that each one flips to a failure to remove from here the day its messages are fixed
+KNOWN_IN_OTHERS = {"ff_hidden_n_embd", "block_no_residual_sa", "block_no_residual_ffwd", "block_post_ln",
+                   "block_shared_ln", "block_ln_swapped"}
+
+
 def _bank() -> list:
     seen, out = set(), []
     for edit in ALL_MUTANTS + MISTAKES:  # a mistake that repeats a mutant's edit gives the same messages
         key = (edit.cell_grade_id, edit.old, edit.new) if hasattr(edit, "old") else edit.id
-        if key not in seen:
-            seen.add(key)
-            out.append(pytest.param(edit, id=edit.id))
+        if key in seen:
+            continue
+        seen.add(key)
+        marks = ()
+        if edit.id in KNOWN_IN_OTHERS:
+            assert edit.part in OTHERS, f"{edit.id}: a known failure outside issue 22's parts"
+            marks = pytest.mark.xfail(strict=True, reason="issue 22 (verdicts) rewrites these messages")
+        out.append(pytest.param(edit, id=edit.id, marks=marks))
     return out
 
 
@@ -182,7 +193,7 @@ def test_the_comparison_catches_a_message_that_gives_the_line(reference):
 
 
 @pytest.mark.parametrize("edit", BANK)
-def test_no_message_gives_a_solution_line(edit, reference, tmp_path, request):
+def test_no_message_gives_a_solution_line(edit, reference, tmp_path):
     try:
         path = write_edit(edit, tmp_path, reference)
     except EditError as exc:
@@ -190,7 +201,5 @@ def test_no_message_gives_a_solution_line(edit, reference, tmp_path, request):
     solution, own, shown = solution_lines(reference), _all_lines(path), handout_text()
     bad = [(part, name, lines) for part, name, message in gather_messages(path, (edit.part,))
            if (lines := given_lines(message, solution, own, shown))]
-    if bad and all(part in OTHERS for part, _, _ in bad):
-        request.applymarker(pytest.mark.xfail(strict=True, reason="issue 22 (verdicts) rewrites these messages"))
     assert not bad, "messages that give a solution line: " + "; ".join(
         f"[{part}] {name}: {lines}" for part, name, lines in bad)
