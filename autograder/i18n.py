@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gettext
+import re
 from pathlib import Path
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -61,6 +62,26 @@ def using(lang: str | None):
 def tr(message: str) -> str:
     """The message in the current language (the English text when it has no translation)."""
     return _current[1].gettext(message)
+
+
+class Num(float):
+    """A number a message writes the way its language does: ``0.10 of 0.50`` in English, ``0,10 de 0,50``
+    in Spanish (Babel's ``format_decimal``, CLDR's symbols for the message language). The format spec
+    keeps its meaning: ``{score:.2f}`` two decimals, ``{score:.4g}`` four significant digits."""
+
+    def __format__(self, spec: str) -> str:
+        text = format(float(self), spec)
+        m = re.fullmatch(r"\.(\d+)([fg])", spec)
+        if language() == DEFAULT or not m or not text.replace(".", "").lstrip("-").isdigit():
+            return text
+        try:
+            from babel.numbers import format_decimal
+        except ImportError:  # Babel missing: the digits as Python writes them, still right
+            return text
+        places = int(m.group(1))
+        # .Nf: exactly N decimals; .Ng: the significant digits format() kept, trailing zeros dropped
+        pattern = "0." + ("0" if m.group(2) == "f" else "#") * places
+        return format_decimal(float(text), format=pattern, locale=language(), group_separator=False)
 
 
 def N_(message: str) -> str:  # noqa: N802 - gettext's name for "mark for translation, translate later"

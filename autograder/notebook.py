@@ -1,8 +1,9 @@
 """The check cells of the notebook: ``check("head", globals())`` (runs in the student's own kernel).
 
 The student's immediate self-check: it runs the visible checks of one part in the notebook's own
-process (on Colab too), prints one line per check and returns the visible checks' share of the
-part's points. Nothing it returns counts at grading time: every grade (``pytest autograder``,
+process (on Colab too) and prints one line per check and the visible checks' share of the part's
+points. It returns None, so the cell's only visible output is that report (a returned number would
+show as a stray ``Out[n]``). Nothing it prints counts at grading time: every grade (``pytest autograder``,
 ``grade_class``, Gradescope, ``nbgrader autograde``) is computed by the isolated grader, outside
 the process that runs the student's code. So this module never reads the reference solution and
 never runs a hidden check.
@@ -18,14 +19,7 @@ from fractions import Fraction
 
 from autograder import i18n, parts
 from autograder.checks.verdicts import explain
-from autograder.i18n import tr
-
-
-class Score(float):
-    """The part's score; shown as a bare number so nbgrader reads it as the cell's points."""
-
-    def __repr__(self) -> str:
-        return f"{float(self):.4g}"
+from autograder.i18n import Num, tr
 
 
 WEIGHTS: dict[str, dict[str, int]] = {}  # part -> check label -> weight, filled by run_part
@@ -55,16 +49,16 @@ def run_part(part: str, namespace: dict) -> tuple[list[tuple[str, str]], int]:
     return results, len(results)
 
 
-def check(part: str, namespace: dict) -> Score:
+def check(part: str, namespace: dict) -> None:
     """Run a part's visible checks on the notebook's globals: a self-check, never a grade. Its messages
     are in the notebook's language: the ``LAB_LANGUAGE`` global that a translated notebook's setup cell
     defines (English without it)."""
     lang = namespace.get("LAB_LANGUAGE") if isinstance(namespace, dict) else None
     with i18n.using(lang if isinstance(lang, str) else None):
-        return _check(part, namespace)
+        _check(part, namespace)
 
 
-def _check(part: str, namespace: dict) -> Score:
+def _check(part: str, namespace: dict) -> None:
     if part not in parts.PARTS:
         raise ValueError(tr("unknown part {part}; parts are {parts}").format(part=repr(part),
                                                                              parts=", ".join(parts.PARTS)))
@@ -88,5 +82,4 @@ def _check(part: str, namespace: dict) -> Score:
                 tr("; {count} hidden checks run at grading time").format(count=pending))
     print(tr("{part}: {passed}/{total} visible checks passed{more}: {score:.2f} of {points:.2f} points so far "
              "(a self-check: the autograder grades)").format(part=part, passed=passed, total=total, more=more,
-                                                            score=float(score), points=float(points)))
-    return Score(float(score))
+                                                            score=Num(score), points=Num(points)))

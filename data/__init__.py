@@ -108,7 +108,7 @@ def find_or_fetch(path: str | os.PathLike | None = None, cache: str | os.PathLik
             "Either (1) copy tinyshakespeare.txt (1,115,394 bytes) to "
             f"{cache} or set the environment variable {ENV_VAR}=/path/to/tinyshakespeare.txt, "
             f"or (2) connect to the internet so it can be downloaded from {URL}."
-        ) from e
+        ) from None  # the cause is in the message: the urllib traceback (~80 lines) would bury it
     _check_bytes(raw, f"download from {URL}")
     _save_atomically(raw, cache)
     return cache

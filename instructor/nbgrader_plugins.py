@@ -447,7 +447,7 @@ class GradeInSandbox(NbGraderPreprocessor):
 
     def _preprocess(self, nb, resources):
         from autograder.engine.report import load_rubric
-        from autograder.i18n import tr
+        from autograder.i18n import Num, tr
         from instructor.grade_class import grade_many
 
         info = resources["nbgrader"]
@@ -493,11 +493,11 @@ class GradeInSandbox(NbGraderPreprocessor):
                     score = Fraction(0)
                     extra[cell.metadata["nbgrader"]["grade_id"]] = entry["score"] if entry else Fraction(0)
                     text = "\n".join(lines) + "\n" + tr("{part} (bonus): {score:.4g} points of extra credit").format(
-                        part=part, score=float(extra[cell.metadata["nbgrader"]["grade_id"]])) + "\n"
+                        part=part, score=Num(extra[cell.metadata["nbgrader"]["grade_id"]])) + "\n"
                 else:
                     score = cell_score(points, entry)
                     text = "\n".join(lines) + "\n" + tr("{part}: {score:.4g} of {points:.4g} points").format(
-                        part=part, score=float(score), points=points) + "\n"
+                        part=part, score=Num(score), points=Num(points)) + "\n"
             cell.outputs = [
                 nbformat.v4.new_output("stream", name="stdout", text=text),
                 nbformat.v4.new_output("execute_result", data={"text/plain": f"{float(score):.4f}"},

@@ -111,3 +111,22 @@ def test_bad_download_not_saved(tmp_path, monkeypatch):
     with pytest.raises(data.DatasetError, match="download"):
         data.find_or_fetch(cache=cache)
     assert not cache.exists()
+
+
+def test_offline_failure_is_one_clear_message(tmp_path, monkeypatch):
+    """A download that really fails (urllib, a refused connection) shows the student one clear error,
+    not the urllib traceback chained before it (issue 26: ~80 lines before the one-line cause)."""
+    import traceback
+    import urllib.request
+
+    def refused():  # urllib's own failure, on this machine only (port 9 is closed): no network touched
+        with urllib.request.urlopen("http://127.0.0.1:9/tinyshakespeare.txt", timeout=5) as response:
+            return response.read()
+
+    monkeypatch.setattr(data, "_fetch", refused)
+    with pytest.raises(data.DatasetError) as err:
+        data.find_or_fetch(cache=tmp_path / "tinyshakespeare.txt")
+    shown = "".join(traceback.format_exception(err.value))
+    assert "urllib" not in shown and "During handling" not in shown and "direct cause" not in shown, shown
+    assert len(shown.splitlines()) < 15, shown
+    assert "URLError" in str(err.value) and data.ENV_VAR in str(err.value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -112,3 +113,23 @@ def test_pytest_autograder_runs_in_the_handout(built):
     assert earned == {"multihead"} and data["tests"], earned  # MultiHeadAttention is given complete
     assert re.search(r"total 0\.00 / ", out) is None
     assert not [t for t in data["tests"] if t.get("visibility") == "after_published"]  # no hidden check ran
+
+
+def test_a_perfect_notebook_passes_in_the_handout(built, tmp_path):
+    """Every visible check passed is all a student can know before grading time: the handout's report says
+    so and exits 0 (issue 26: it read 4.87 / 6.00 and exited 1), naming the hidden checks' points."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    from data import CACHE_PATH
+
+    if CACHE_PATH.is_file():
+        env.setdefault("GPTLAB_DATA", str(CACHE_PATH))
+    perfect = tmp_path / "perfect" / "gpt_lab.ipynb"
+    perfect.parent.mkdir()
+    shutil.copy(REPO / "solutions" / "gpt_lab.ipynb", perfect)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "autograder", "-p", "no:cacheprovider",
+                           "--submission", str(perfect)],
+                          cwd=built, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:]
+    assert re.search(r"every visible check passed: [0-9.]+ points earned here; \d+ hidden checks worth [0-9.]+ points "
+                     r"run at grading time", out), out[-3000:]

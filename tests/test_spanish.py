@@ -315,7 +315,7 @@ def test_spanish_nbgrader_course(tmp_path, spanish):
     head = next(c for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "check_head")
     text = head.outputs[0]["text"]
     assert "[FAIL] head:" in text and "todavía no está implementad" in text and "not implemented yet" not in text
-    assert text.splitlines()[-1] == f"head: 0 de {float(rubric['head']):.4g} puntos"
+    assert text.splitlines()[-1] == f"head: 0 de {float(rubric['head']):.4g} puntos".replace(".", ",")  # 0,75
     # the routine notes (slow cells skipped, stubs) are recognised in Spanish too: no grader report cell
     assert not any(c.get("id") == "gptlab-grader-report" for c in graded.cells)
     full = nbformat.read(root / "autograded" / "referencia" / "gpt_lab" / "gpt_lab.ipynb", as_version=4)

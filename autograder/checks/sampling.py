@@ -130,8 +130,8 @@ def check_crop(sub, cls, block_size, length, new):
         if not torch.equal(out[:, end], want):
             fail(tr("with a prompt of {length} tokens and block_size={block_size}, new token {step} "
                    "is not the one that the last block_size tokens {context} predict: each step must "
-                   "feed idx[:, -block_size:] (the last block_size tokens) and take the logits of "
-                   "the last position")
+                   "feed the model only the last block_size tokens of the sequence so far (the position table "
+                   "has block_size rows) and sample from the logits of the last position")
                   .format(length=length, block_size=block_size, step=step, context=context.tolist()))
 
 

@@ -105,8 +105,9 @@ def _no_future(sub, t=6, seed=0):
     if leak.max() > 0:
         b, i, j = (int(k) for k in torch.unravel_index(leak.argmax(), leak.shape))
         fail(tr("causal_softmax(scores of shape {shape}): position {i} gives weight {weight:.3g} to the later "
-                "position {j}: the future must get weight exactly 0. Hint: before the softmax, set every score above "
-                "the diagonal to float('-inf') (exp(-inf) = 0; a score of 0 still gets weight exp(0))")
+                "position {j}: the future must get weight exactly 0. Hint: the scores of later positions must be "
+                "masked BEFORE the softmax, to a value whose exponential is 0 (a score of 0 still gets weight "
+                "exp(0) = 1; lecture: the attention trick, the softmax version)")
              .format(shape=(2, t, t), i=i, weight=w[b, i, j].item(), j=j))
 
 
@@ -154,7 +155,8 @@ def test_attention_trick_softmax_is_masked_softmax(sub, t, seed):
                 fail(tr("causal_softmax(scores of shape {shape}): row {i} over positions 0..{i} is "
                         "{got}, expected the softmax of those scores, "
                         "{expected}. Hint: the weights are exp(score) / sum of exp(score) "
-                        "over the positions the row may see: mask first, then F.softmax of the scores themselves")
+                        "over the positions the row may see: the softmax must receive the masked scores themselves, "
+                        "not a mask or a copy made before the masking")
                      .format(shape=(2, t, t), i=i, got=[round(v, 4) for v in got[0].tolist()],
                              expected=[round(v, 4) for v in want[0].tolist()]))
 

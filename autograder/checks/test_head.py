@@ -47,22 +47,38 @@ ROWS_OWNER = "attention rows average the past"
 MASK_HINT = N_("x has T <= block_size positions but the mask is (block_size, block_size): slice it to the first T rows "
              "and columns of self.tril (look at the masked_fill line of Head.forward)")
 
+# the idea and the place, not the line (issue 26)
+FUTURE_HINT = N_("the scores of later positions must be masked BEFORE the softmax, so that they get weight exactly "
+                 "0 (the lower-triangular buffer, cut to the T positions of x, says which positions a row may see), "
+                 "and the softmax must receive the masked scores: masked_fill returns a new tensor (lecture: "
+                 "self-attention, the masking step)")
 
-def _short_inputs_break(sub) -> str:
-    """Why the Head cannot be measured on T < block_size, or "": it runs on T = block_size and
-    raises on a shorter input (the mask not sliced to [:T, :T], the usual cause)."""
+
+SHORT_TS = (BLOCK // 2, 1, BLOCK - 1)  # tried in this order by every message: one T per failure
+
+
+def _short_failure(sub):
+    """(T, the failure) for the first T < block_size (of SHORT_TS) the Head raises on while it runs on
+    T = block_size (the mask not sliced to the input's T, the usual cause); None if there is none.
+    T = block_size // 2 comes first: at T = 1 the (T, T) mask broadcasts and the error shows later."""
     head = _head(sub)
     try:
         head(torch.zeros(1, BLOCK, C))
     except SubmissionFailure:
-        return ""  # it fails on every T: not this cause
-    for t in (1, BLOCK // 2, BLOCK - 1):
+        return None  # it fails on every T: not this cause
+    for t in SHORT_TS:
         try:
             head(torch.zeros(1, t, C))
         except SubmissionFailure as exc:
             if not exc.not_implemented:
-                return tr("Head raises on inputs shorter than block_size (T = {t})").format(t=t)
-    return ""
+                return t, exc
+    return None
+
+
+def _short_inputs_break(sub) -> str:
+    """Why the Head cannot be measured on T < block_size, or "" (see _short_failure)."""
+    found = _short_failure(sub)
+    return tr("Head raises on inputs shorter than block_size (T = {t})").format(t=found[0]) if found else ""
 
 
 def _rows_wrong(sub) -> str:
@@ -113,16 +129,13 @@ def test_head_output_shape(sub, t, b):
     try:
         out = head(x)
     except SubmissionFailure as exc:
-        if exc.not_implemented or t == BLOCK or not _short_inputs_break(sub):
+        found = None if exc.not_implemented or t == BLOCK else _short_failure(sub)
+        if found is None:
             raise
-        if t == 1:  # T = 1 fails further on (the (T, T) mask broadcasts): show the error of a T >= 2
-            try:
-                head(torch.randn(b, BLOCK // 2, C))
-            except SubmissionFailure as longer:
-                exc, t = longer, BLOCK // 2
+        t, exc = found  # the T (and its error) that every message of this failure names
         fail(tr("Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) runs on x of T = block_size = {BLOCK} but raised "
                 "{kind} on x of shape {shape} (T = {t} < block_size): {message}. Hint: {hint}")
-             .format(C=C, HS=HS, BLOCK=BLOCK, kind=exc.kind, shape=(b, t, C), t=t, message=exc.message.rstrip('.'),
+             .format(C=C, HS=HS, BLOCK=BLOCK, kind=exc.kind, shape=(1, t, C), t=t, message=exc.message.rstrip('.'),
                      hint=translate(MASK_HINT))
              + their_lines(exc))
     tensor(out, tr("Head.forward(x of shape {shape})").format(shape=(b, t, C)), shape=(b, t, HS))
@@ -148,9 +161,8 @@ def test_head_causal(sub, t, cut, seed):
         if not torch.equal(a[:, : cut + 1], b[:, : cut + 1]):
             pos = int((a[:, : cut + 1] != b[:, : cut + 1]).any(dim=(0, 2)).nonzero()[0])
             fail(tr("position {pos}'s output changed when only positions after {cut} changed: the "
-                   "mask lets a position see the future. Hint: masked_fill(tril[:T, :T] == 0, "
-                   "float('-inf')) BEFORE the softmax, and keep its result")
-                  .format(pos=pos, cut=cut))
+                   "mask lets a position see the future. Hint: {hint}")
+                  .format(pos=pos, cut=cut, hint=translate(FUTURE_HINT)))
 
 
 def test_head_batch_elements_independent(sub):
@@ -209,9 +221,8 @@ def test_head_attention_rows_average_the_past(sub):
         if future.max() > 1e-6:
             t, s = (int(i) for i in torch.unravel_index(future.argmax(), future.shape))
             fail(tr("attention weights (read through an identity value layer): position {t} gives weight "
-                    "{weight:.3g} to the later position {s}: the mask lets a position see the future. Hint: "
-                    "masked_fill(tril[:T, :T] == 0, float('-inf')) BEFORE the softmax, and keep its result")
-                 .format(t=t, weight=float(wei[t, s]), s=s))
+                    "{weight:.3g} to the later position {s}: the mask lets a position see the future. Hint: {hint}")
+                 .format(t=t, weight=float(wei[t, s]), s=s, hint=translate(FUTURE_HINT)))
         sums = wei.sum(dim=-1)
         if (sums - 1).abs().max() > 1e-5:
             t = int((sums - 1).abs().argmax())
@@ -313,14 +324,15 @@ def test_head_values_come_from_value_layer(sub):
                         shape=(2, 5, HS))
         # zero output whatever the value layer holds would pass the check below: it must depend on the input first
         expect(before.abs().max() > 0, tr("the output is zero for a random input with random weights: it must be the "
-               "attention weights times v = self.value(x)"))
+               "attention weights times the values, which the value layer computes from x"))
         state = head.state_dict()
         state["value.weight"] = torch.zeros_like(w)
         head.load_state_dict(state)
         out = tensor(head(x), tr("Head(n_embd={C}, head_size={HS}, block_size={BLOCK}) on x of shape (2, 5, {C})")
                                .format(C=C, HS=HS, BLOCK=BLOCK), shape=(2, 5, HS))
         expect(out.abs().max() == 0, tr("with self.value's weights set to zero the output is not zero: the output must be "
-               "the attention weights times v = self.value(x) (is v computed with another layer, e.g. self.key?)"))
+               "the attention weights times the values, which come from self.value applied to x (are they computed with "
+               "another layer, e.g. self.key?)"))
 
 
 def test_head_dropout_only_in_train_mode(sub):

@@ -4,7 +4,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checks.verdicts import expect, fail, fails, need, owned_by
+from autograder.checks.verdicts import expect, fail, fails, need, owned_by, their_lines
+from autograder.engine.submission import SubmissionFailure
 from autograder.i18n import tr
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\nAll: Speak, speak!\n"
@@ -61,7 +62,16 @@ def test_tokenizer_round_trip(sub, s):
     expect(back == s, tr("decode(encode({s!r})) gave {back!r}. Hint: decode must join every character, "
                         "none dropped")
                        .format(s=s, back=back))
-    back = tok.call("decode", torch.tensor(ids, dtype=torch.long))
+    try:
+        back = tok.call("decode", torch.tensor(ids, dtype=torch.long))
+    except SubmissionFailure as exc:
+        if exc.kind != "KeyError" or "tensor(" not in exc.message:
+            raise
+        # the usual cause: the dict is looked up with the tensor's elements, which are 0-d tensors
+        fail(tr("{what} raised KeyError: {message}. Hint: ids may be a 1-D tensor, and the elements of a tensor "
+                "are tensors (tensor(0)), not ints, so they are not keys of a dictionary of ints: decode must "
+                "turn each id into an int before it looks it up (look at decode in CharTokenizer)")
+             .format(what=exc.what, message=exc.message) + their_lines(exc))
     expect(back == s, tr("decode of a 1-D tensor of ids gave {back!r} instead of {s!r}").format(back=back, s=s))
 
 

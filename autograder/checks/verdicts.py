@@ -243,9 +243,11 @@ _CAUSES = (
      N_("the loss was detached from the graph (.detach(), .item(), or computed under torch.no_grad()) before "
      "loss.backward(): call backward on the loss that model(x, y) returns")),
     ("", "Expected target size",
-     N_("cross_entropy wants logits of shape (B*T, C) and targets of shape (B*T,): view both before the call")),
+     N_("cross_entropy wants logits of shape (B*T, C) and targets of shape (B*T,): flatten both before the call "
+     "(reshape)")),
     ("", "Expected input batch_size",
-     N_("cross_entropy wants logits of shape (B*T, C) and targets of shape (B*T,): view both before the call")),
+     N_("cross_entropy wants logits of shape (B*T, C) and targets of shape (B*T,): flatten both before the call "
+     "(reshape)")),
     ("", "mat1 and mat2 shapes cannot be multiplied",
      N_("a Linear layer received vectors of another size than its in_features: check the sizes given to nn.Linear")),
 )

@@ -36,6 +36,21 @@ MAX_JSON_VALUES = 2_000_000
 _PERCENT_CELL = re.compile(r"^# %%.*$", re.MULTILINE)
 
 
+class Note(str):
+    """A note for the report, with its kind: tools filter notes by kind, never by their text (which is
+    in the student's language: "cell 25: tagged slow" is "celda 25: tiene la etiqueta slow")."""
+
+    kind = ""
+
+    def __new__(cls, text: str, kind: str = ""):
+        note = super().__new__(cls, text)
+        note.kind = kind
+        return note
+
+
+SKIPPED_CELL = "skipped cell"  # the kind of a cell the grader did not run (tagged slow, a cell magic, not text)
+
+
 class SubmissionError(Exception):
     """The submission cannot be read at all (missing, not a notebook, unreadable)."""
 
@@ -108,8 +123,8 @@ def _code_of(number: int, source: str, skipped: list[str]) -> Cell | None:
         if magic in ("%%time", "%%capture"):
             source = rest
         else:
-            skipped.append(tr("cell {number}: cell magic {magic} is not run by the grader").format(number=number,
-                                                                                                 magic=magic))
+            skipped.append(Note(tr("cell {number}: cell magic {magic} is not run by the grader")
+                                .format(number=number, magic=magic), SKIPPED_CELL))
             return None
     return Cell(number, source, ipython=True)
 
@@ -156,11 +171,12 @@ def read_notebook_cells(path: Path, text: str) -> Program:
         if isinstance(source, list):
             source = "".join(s for s in source if isinstance(s, str))
         if not isinstance(source, str):
-            skipped.append(tr("cell {number}: its source is not text").format(number=number))
+            skipped.append(Note(tr("cell {number}: its source is not text").format(number=number), SKIPPED_CELL))
             continue
         tags = _tags(cell)
         if tags & SKIP_TAGS:
-            skipped.append(tr("cell {number}: tagged {tag}").format(number=number, tag=sorted(tags & SKIP_TAGS)[0]))
+            skipped.append(Note(tr("cell {number}: tagged {tag}").format(number=number, tag=sorted(tags & SKIP_TAGS)[0]),
+                                SKIPPED_CELL))
             continue
         if _is_test_cell(cell):
             continue

@@ -11,7 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from autograder import parts as registry
-from autograder.i18n import tr
+from autograder.i18n import Num, tr
 
 UNITS = 10_000  # results.json shows points with 4 decimals; every share is a whole number of 1/10,000
 
@@ -189,7 +189,7 @@ def score_parts(outcomes: list[Outcome], rubric: dict[str, Fraction], bonus: set
 
 
 def fmt(x: Fraction) -> str:
-    return f"{float(x):.2f}"
+    return f"{Num(x):.2f}"  # 0,10 in a Spanish report (i18n.Num)
 
 
 def table(parts: list[PartScore]) -> str:

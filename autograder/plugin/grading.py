@@ -23,7 +23,8 @@ from autograder.engine import load as loader
 from autograder.engine import report, worker_template
 from autograder.engine.submission import LocalSubmission, RemoteSubmission
 from autograder.i18n import tr
-from autograder.plugin.options import DEFAULT_REFERENCE, DEFAULT_SUBMISSION, RUN_BUDGET_S
+from autograder.plugin.options import (DEFAULT_REFERENCE, DEFAULT_SUBMISSION, RUN_BUDGET_S, choice_note,
+                                      default_submission)
 
 # The grading process's own memory (RLIMIT_DATA: its heap and anonymous mappings, where answers and
 # tensors live). A grading run of the reference peaks at ~350 MB resident, torch's libraries included,
@@ -65,7 +66,7 @@ class Grading:
         self.notes: list[str] = []
         self.fatal: str | None = None  # why nothing could be graded (configuration failed)
         self.internal_error: str | None = None  # pytest itself failed (plugin/results.py)
-        self.path = Path(config.getoption("submission") or DEFAULT_SUBMISSION)
+        self.path, self._other = Path(config.getoption("submission") or DEFAULT_SUBMISSION), None
         self.submission_error: str | None = None
         self.submission_missing = False  # the submission_error is that nothing is there
         self.sub: RemoteSubmission | None = None
@@ -74,6 +75,8 @@ class Grading:
         self.rubric, self.bonus = {}, set()
         self.budget_s = RUN_BUDGET_S
         self.lang = i18n.set_language(config.getoption("lang"))
+        if not config.getoption("submission"):  # the notebook of the student's language (options.default_submission)
+            self.path, self._other = default_submission()
         try:
             self.rubric, self.bonus = report.load_rubric(config.getoption("rubric"))
             self._setup(config)
@@ -106,6 +109,8 @@ class Grading:
             self.lang = i18n.set_language(program.lang)
             if self.lang != i18n.DEFAULT:
                 program = loader.read_submission(self.path)
+        if self._other is not None:  # in the language settled above
+            self.notes.append(choice_note(self.path, self._other))
         reference = Path(config.getoption("reference") or DEFAULT_REFERENCE).resolve()
         self.sub = RemoteSubmission(program, device=device, hide=[str(reference)],
                                     budget_s=self.budget_s - (time.monotonic() - self.started))

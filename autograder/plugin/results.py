@@ -115,6 +115,15 @@ def pytest_sessionfinish(session, exitstatus):
         return
     parts = write_report(grading, session.config)
     if exitstatus in (0, 1):
-        # keep pytest's own codes for usage errors and interrupts; 0 only when every point was earned
-        earned = bool(parts) and not grading.fatal and all(p.passed == p.total for p in parts if p.points > 0)
-        session.exitstatus = 0 if earned else 1
+        # keep pytest's own codes for usage errors and interrupts; 0 only when every point was earned,
+        # or, where the hidden checks cannot run (a student's handout), every point that can be earned here
+        session.exitstatus = 0 if all_earned(grading, parts) else 1
+
+
+def all_earned(grading: Grading, parts: list) -> bool:
+    """Every check that ran passed, in every part with points. With the reference present the hidden
+    checks ran too (nothing is pending); without it (a handout) they are pending, and a student can
+    know no more than that every visible check passed: the report names the pending points."""
+    ran = [o for p in parts for o in p.outcomes]
+    return (bool(ran) and not grading.fatal
+            and all(p.passed == len(p.outcomes) for p in parts if p.points > 0))

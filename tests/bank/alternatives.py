@@ -28,7 +28,7 @@ _GPT_LOSS = (
     "if targets is None:\n"
     "            return logits, None\n"
     "        V = logits.shape[-1]\n"
-    "        loss = F.cross_entropy(logits.view(B * T, V), targets.view(B * T))\n"
+    "        loss = F.cross_entropy(logits.reshape(B * T, V), targets.reshape(B * T))\n"
     "        return logits, loss"
 )
 _GPT_LOSS_LECTURE = """if targets is None:
@@ -79,7 +79,7 @@ ALTERNATIVES: list[Alternative] = [
        "    y = data[offsets + 1]",
        "windows by advanced indexing with an arange instead of torch.stack"),
     _A("gpt_reshape", "gpt", "gpt_code",
-       "loss = F.cross_entropy(logits.view(B * T, V), targets.view(B * T))",
+       "loss = F.cross_entropy(logits.reshape(B * T, V), targets.reshape(B * T))",
        "loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))",
        "reshape instead of view"),
     _A("gpt_flat_logits", "gpt", "gpt_code",
@@ -94,7 +94,7 @@ ALTERNATIVES: list[Alternative] = [
        "idx_next = torch.distributions.Categorical(probs=probs).sample().unsqueeze(-1)",
        "sampling with torch.distributions.Categorical"),
     _A("bigram_ce_class_dim", "bigram", "bigram_code",
-       "loss = F.cross_entropy(logits.view(B * T, C), targets.view(B * T))",
+       "loss = F.cross_entropy(logits.reshape(B * T, C), targets.reshape(B * T))",
        "loss = F.cross_entropy(logits.transpose(1, 2), targets)",
        "cross-entropy with the classes on dim 1: (B, C, T) logits, (B, T) targets"),
     _A("block_named_residual", "decoder_block", "decoder_block_code",

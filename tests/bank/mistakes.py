@@ -81,7 +81,7 @@ MISTAKES: list[Mistake] = [
          "causal_softmax with no mask", "the future must get weight exactly 0", "softmax no future"),
     _new("trick_softmax_mask_zero", "attention_trick", "attention_trick_code",
          'scores.masked_fill(~tril, float("-inf"))', "scores.masked_fill(~tril, 0.0)",
-         "the future masked with 0 instead of -inf: it still gets weight exp(0)", "float('-inf')", "softmax no future"),
+         "the future masked with 0 instead of -inf: it still gets weight exp(0)", "exponential is 0", "softmax no future"),
     _new("trick_softmax_wrong_dim", "attention_trick", "attention_trick_code",
          'float("-inf")), dim=-1)', 'float("-inf")), dim=-2)',
          "causal_softmax normalises over the wrong dimension (the columns)", "dim=-1", "softmax rows sum to one"),

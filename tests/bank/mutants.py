@@ -81,11 +81,11 @@ MUTANTS: list[Mutant] = [  # the default bank is this list minus _EXTRA_IDS belo
        "starts drawn with Python's random, not torch's RNG"),
     # -- bigram (bonus) ----------------------------------------------------------------------
     _M("bigram_ce_unflattened", "bigram", "bigram_code",
-       "loss = F.cross_entropy(logits.view(B * T, C), targets.view(B * T))",
+       "loss = F.cross_entropy(logits.reshape(B * T, C), targets.reshape(B * T))",
        "loss = F.cross_entropy(logits, targets)",
        "cross-entropy on (B, T, C) logits"),
     _M("bigram_loss_sum", "bigram", "bigram_code",
-       "loss = F.cross_entropy(logits.view(B * T, C), targets.view(B * T))",
+       "loss = F.cross_entropy(logits.reshape(B * T, C), targets.reshape(B * T))",
        "loss = F.cross_entropy(logits.view(B * T, C), targets.view(B * T), reduction='sum')",
        "summed instead of mean cross-entropy"),
     _M("bigram_argmax", "bigram", "bigram_code",
@@ -197,11 +197,11 @@ MUTANTS: list[Mutant] = [  # the default bank is this list minus _EXTRA_IDS belo
     _M("gpt_no_blocks", "gpt", "gpt_code",
        "x = self.blocks(x)  # (B, T, C)", "pass  # blocks skipped", "the blocks are never applied"),
     _M("gpt_ce_unflattened", "gpt", "gpt_code",
-       "loss = F.cross_entropy(logits.view(B * T, V), targets.view(B * T))",
+       "loss = F.cross_entropy(logits.reshape(B * T, V), targets.reshape(B * T))",
        "loss = F.cross_entropy(logits, targets)",
        "cross-entropy on unflattened (B, T, V) logits"),
     _M("gpt_ce_transposed_view", "gpt", "gpt_code",
-       "loss = F.cross_entropy(logits.view(B * T, V), targets.view(B * T))",
+       "loss = F.cross_entropy(logits.reshape(B * T, V), targets.reshape(B * T))",
        "loss = F.cross_entropy(logits.transpose(0, 1).reshape(B * T, V), targets.view(B * T))",
        "logits flattened in (T, B) order but targets in (B, T) order"),
     # -- generate ------------------------------------------------------------------------------
@@ -269,7 +269,7 @@ MUTANTS: list[Mutant] = [  # the default bank is this list minus _EXTRA_IDS belo
 # through, and dodges of the grader's objects; each with a piece of the message its part gives.
 _R = Rewrite
 _GEN_SAMPLE = "idx_next = torch.multinomial(probs, num_samples=1)  # (B, 1) one sample per row"
-_GPT_CE = "loss = F.cross_entropy(logits.view(B * T, V), targets.view(B * T))"
+_GPT_CE = "loss = F.cross_entropy(logits.reshape(B * T, V), targets.reshape(B * T))"
 
 NEW_MUTANTS: list = [
     _M("head_scale_constant_8", "head", "head_code",
