@@ -43,7 +43,9 @@ facts = {
     "repo_writable": os.access(%(autograder)r, os.W_OK),
     "cwd_tmpfs": any(l.split()[1] == os.getcwd() and l.split()[0] == "tmpfs" for l in open("/proc/self/mounts")),
     "matmul": float((torch.ones(32, 32) @ torch.ones(32, 32))[0, 0]),
-    "modules": sorted(m for m in sys.modules if m.startswith("autograder") and m != "autograder.engine.worker_template"),
+    # a digest: the list is longer than an error message carries back
+    "modules": __import__("hashlib").sha256(",".join(sorted(m for m in sys.modules if m.startswith("autograder")
+                                                            and m != "autograder.engine.worker_template")).encode()).hexdigest()[:16],
     "random": random.random(),
     "torch_rand": float(torch.rand(1)),
     "torch_seed": torch.initial_seed(),
