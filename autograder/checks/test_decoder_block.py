@@ -70,17 +70,17 @@ def _sublayer(state, x, name, ln, residual, norm):
 def arrangements(state, x):
     """(residual around sa, residual around ffwd, where the LayerNorms are, ffwd fed sa's result,
     the LayerNorm of the feed-forward) -> the block's output with that arrangement."""
-    for r1, r2, norm, chained, ln in itertools.product((True, False), (True, False), NORMS, (True, False),
-                                                       ("ln2", "ln1")):
-        if norm == "none" and ln == "ln1":
-            continue  # the same output as with ln2
-        h1 = _sublayer(state, x, "sa", "ln1", r1, norm)
+    for r1, r2, norm, chained, ln, ln_sa in itertools.product((True, False), (True, False), NORMS, (True, False),
+                                                              ("ln2", "ln1"), ("ln1", "ln2")):
+        if norm == "none" and (ln, ln_sa) != ("ln2", "ln1"):
+            continue  # the same output as with ln1, ln2
+        h1 = _sublayer(state, x, "sa", ln_sa, r1, norm)
         if chained:
             out = _sublayer(state, h1, "ffwd", ln, r2, norm)
         else:  # the feed-forward reads the block's input; its output still joins the stream h1
             y = _sublayer(state, x, "ffwd", ln, False, norm)
             out = h1 + y if r2 else y
-        yield (r1, r2, norm, chained, ln), out
+        yield (r1, r2, norm, chained, ln, ln_sa), out
 
 
 def wiring(sub):
@@ -118,11 +118,13 @@ def test_decoder_block_residual_around_feedforward(sub):
 
 def test_decoder_block_pre_layernorm(sub):
     """Each LayerNorm normalises its sub-layer's input (pre-LN); the residual stream itself is never normalised."""
-    _, _, norm, _, ln = _wiring(sub)
+    _, _, norm, _, ln, ln_sa = _wiring(sub)
     expect(norm != "post", tr("the LayerNorms are applied after the residual additions (post-LN): this lab's block "
                               "normalises each sub-layer's input and leaves the residual stream as it is"))
     expect(norm != "none", tr("ln1 and ln2 are never applied: each normalises the input of its sub-layer"))
-    expect(ln == "ln2", tr("ln1 also normalises the feed-forward's input: the block has a LayerNorm of its own for "
+    expect((ln_sa, ln) != ("ln2", "ln1"), tr("ln1 and ln2 are swapped: each sub-layer has a LayerNorm of its own "
+                                             "(ln1 for the attention, ln2 for the feed-forward)"))
+    expect(ln == "ln2" and ln_sa == "ln1", tr("ln1 also normalises the feed-forward's input: the block has a LayerNorm of its own for "
                            "each sub-layer (ln2 for the feed-forward)"))
 
 

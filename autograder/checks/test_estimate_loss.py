@@ -71,7 +71,7 @@ def test_estimate_loss_means_per_split(sub):
                   .format(split=split, expected=want, ITERS=ITERS, got=got))
 
 
-_MEANS = ("means per split", fails(test_estimate_loss_means_per_split, N_("the means are wrong")))
+_MEANS = ("means per split", fails(test_estimate_loss_means_per_split, N_("a split's result is off")))
 
 
 def test_estimate_loss_eval_mode_without_grad(sub):
@@ -80,7 +80,7 @@ def test_estimate_loss_eval_mode_without_grad(sub):
     _, out, offsets = _run(sub)
     decoded_all = [d for _, _, _, d in _splits(out, offsets)]
     with owned_by(sub, _MEANS):
-        expect(all(d is not None for d in decoded_all), tr("the means are wrong"))
+        expect(all(d is not None for d in decoded_all), tr("a split's result is off"))
     in_train = [train for train, _ in decoded_all]
     if any(in_train) and not all(t == ITERS for t in in_train):
         # some batches in eval mode, later ones in train mode: model.train() comes too early

@@ -340,7 +340,7 @@ NEW_MUTANTS: list = [
     _M("block_ln_swapped", "decoder_block", "decoder_block_code",
        "x = x + self.sa(self.ln1(x))  # (B, T, C) communicate\n        x = x + self.ffwd(self.ln2(x))",
        "x = x + self.sa(self.ln2(x))  # (B, T, C) communicate\n        x = x + self.ffwd(self.ln1(x))",
-       "ln1 and ln2 swapped", expect="DecoderBlock output"),
+       "ln1 and ln2 swapped", expect="swapped"),
     _R("py_head_no_scale", "head", "a .py module (BOM, CRLF) whose Head does not scale its scores",
        form="py-bom-crlf", edits=(("head_code", "wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5",
                                    "wei = q @ k.transpose(-2, -1)"),), expect="no scaling"),
