@@ -101,7 +101,7 @@ def find_or_fetch(path: str | os.PathLike | None = None, cache: str | os.PathLik
         return cache
     try:
         raw = _fetch()
-    except Exception as e:  # URLError, timeout, socket errors, ...
+    except Exception as e:  # noqa: BLE001 - any failure to download (URLError, timeout, socket errors) is this one message
         raise DatasetError(
             "tiny Shakespeare is not available and could not be downloaded "
             f"({type(e).__name__}: {e}).\n"

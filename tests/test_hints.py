@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import ast
 import re
-from functools import lru_cache
 
 import pytest
 
-from tests.bank.mistakes import MISTAKES
-from tests.bank.mutants import ALL_MUTANTS
+from tests.bank import banks
 from tests.conftest import EditError, read_reference, write_edit
 
 # the parts whose checks and messages the verdicts engineer (issue 22) rewrites: a line that their
@@ -102,40 +100,16 @@ def handout_text() -> str:
     return _norm("\n".join(c.source for c in nbformat.read(ASSIGNMENT, as_version=4).cells))
 
 
-@lru_cache(maxsize=1)
-def _reference_sub():
-    from autograder.engine.load import read_submission
-    from autograder.engine.submission import LocalSubmission
-    from tests.conftest import REFERENCE
-
-    return LocalSubmission.from_program(read_submission(REFERENCE, trusted=True))
-
-
 def gather_messages(path, only: tuple[str, ...] = ()) -> list[tuple[str, str, str]]:
     """[(part, check, message)] of every failing check, visible and hidden, of the submission at
-    ``path`` (of the parts ``only``, or all), run in this process (the one gatherer: swap for the
-    shared bank runner when it lands)."""
-    import inspect
+    ``path`` (of the parts ``only``, or all): the shared in-process bank runner's results.json
+    (tests/bank/inprocess.py: graded once per content, so the bank's in-process test and this one
+    share every grading)."""
+    from tests.bank import inprocess
 
-    from autograder import parts
-    from autograder.checks.verdicts import explain
-    from autograder.engine.load import read_submission
-    from autograder.engine.submission import LocalSubmission
-
-    sub = LocalSubmission.from_program(read_submission(path, trusted=True))
-    out = []
-    for part in only or parts.PARTS:
-        for name, fn, kwargs in parts.checks_of(part, hidden=True):
-            extra = {"ref": _reference_sub()} if "ref" in inspect.signature(fn).parameters else {}
-            try:
-                fn(sub, **extra, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - every failure is a message to read
-                while getattr(exc, "exceptions", None):
-                    exc = exc.exceptions[0]
-                out.append((part, name, explain(exc)))
-            finally:
-                sub.runtime.op_reset()
-    return out
+    data = inprocess.grade(path)
+    return [((t.get("tags") or [""])[0], t["name"], str(t.get("output", ""))) for t in data["tests"]
+            if t.get("status") != "passed" and (not only or (t.get("tags") or [""])[0] in only)]
 
 
 def given_lines(message: str, solution: set[str], own: set[str], shown: str = "") -> list[str]:
@@ -149,13 +123,13 @@ def given_lines(message: str, solution: set[str], own: set[str], shown: str = ""
 # part's checks give all its messages; alternatives earn full marks (tests/test_alternatives.py): no message
 # edits whose messages (in the parts of OTHERS) still give a line today: a known failure until issue 22 lands,
 # strict, so that each one flips to a failure to remove from here the day its messages are fixed
-KNOWN_IN_OTHERS = {"ff_hidden_n_embd", "block_no_residual_sa", "block_no_residual_ffwd", "block_post_ln",
-                   "block_shared_ln", "block_ln_swapped"}
+KNOWN_IN_OTHERS: set[str] = set()
 
 
 def _bank() -> list:
     seen, out = set(), []
-    for edit in ALL_MUTANTS + MISTAKES:  # a mistake that repeats a mutant's edit gives the same messages
+    for edit in [e for _, e in banks.all_cases()]:
+        # a mistake that repeats a mutant's edit gives the same messages
         key = (edit.cell_grade_id, edit.old, edit.new) if hasattr(edit, "old") else edit.id
         if key in seen:
             continue

@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import nbformat
 import pytest
 import torch
@@ -23,6 +21,11 @@ from tests.bank.blind_spots import BLIND_SPOTS, NOW_ACCEPTED
 from tests.bank.do_nothing import DO_NOTHING, MAX_SHARE
 from tests.bank.lying import PAIRS
 from tests.verdict_grades import REFERENCE, grade_apart, share
+
+# a tier of its own (.ci/run): the lying bank through the real worker path, the do-nothing and
+# blind-spot banks graded apart in-process (the fast tier judges those two banks too, with the
+# shared in-process runner: tests/test_bank_inprocess.py)
+pytestmark = pytest.mark.verdict_banks
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ helps name the cause of a failure that the parameters already show.
 
 import torch
 
-from autograder.checks.verdicts import close, expect, fail, need, number, owned_by, fails
+from autograder.checks.verdicts import expect, fail, need, number, owned_by, fails
 from autograder.i18n import N_, tr, translate
 
 V, SEED, LR, ITERS = 7, 3, 0.5, 6

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 
 from autograder.engine import worker_confine as isolation
@@ -98,6 +99,11 @@ def _become_subreaper() -> None:
         pass
 
 
+# every Worker of this process that may be running: what one Worker leaves behind is its own to kill, never
+# another's tree (a process holding several workers: a test session, a grader that restarts one)
+_WORKERS: "weakref.WeakSet[Worker]" = weakref.WeakSet()
+
+
 class Worker:
     def __init__(self, device: str = "cpu", memory_mb: int = 6144, max_processes: int = 64,
                  hide: list[str] | None = None):
@@ -125,6 +131,7 @@ class Worker:
         isolation.set_worker_limits(self.memory_mb)
 
     def start(self) -> None:
+        _WORKERS.add(self)
         # one folder for the worker's whole life (restarts included), emptied at each start
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="gptlab-worker-"))
@@ -214,6 +221,13 @@ class Worker:
             # worker started dies with the worker's PID namespace)
             keep = worker_template.own_template_pid()
             spared = {keep} | ({p.pid for p in psutil.Process(keep).children(recursive=True)} if keep else set())
+            for other in list(_WORKERS):  # another live Worker's tree is its own business
+                if other is not self and other.proc is not None and other.proc.pid:
+                    spared.add(other.proc.pid)
+                    try:
+                        spared |= {p.pid for p in psutil.Process(other.proc.pid).children(recursive=True)}
+                    except psutil.Error:
+                        pass
         except Exception:  # noqa: BLE001 - psutil missing or the process table changed under us
             return []
         return [p for p in found if p.pid not in spared]

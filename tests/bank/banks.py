@@ -5,6 +5,7 @@ test_alternatives.py, test_mistakes.py; both ways: tests/test_bank_drift.py).
 A new bank is one line in ``BANKS``: its module, the list it exports, and its kind:
 - ``mutant``: loses points in its own part and only there; its part's message holds ``expect``;
 - ``alternative``: full marks in every part;
+- ``do_nothing``: keeps its shapes, skips its work: at most a quarter of its part, nothing lost elsewhere;
 - ``mistake`` (tests/bank/mistakes.py's ``Mistake``): a mutant whose part's message holds its ``hint``,
   reported by exactly one visible check (``check``) when ``visible``, the other failing visible checks
   saying "not measured" and naming that check.
@@ -44,6 +45,9 @@ BANKS = [
     Bank("mutants", "tests.bank.mutants", "MUTANTS", "mutant", full_attr="ALL_MUTANTS"),
     Bank("alternatives", "tests.bank.alternatives", "ALTERNATIVES", "alternative", full_attr="ALL_ALTERNATIVES"),
     Bank("mistakes", "tests.bank.mistakes", "MISTAKES", "mistake"),
+    Bank("do_nothing", "tests.bank.do_nothing", "DO_NOTHING", "do_nothing"),
+    Bank("blind_spots", "tests.bank.blind_spots", "BLIND_SPOTS", "mutant"),
+    Bank("now_accepted", "tests.bank.blind_spots", "NOW_ACCEPTED", "alternative"),
 ]
 
 
@@ -180,7 +184,26 @@ def mistake_problems(edit, r: dict, ref: dict) -> list[str]:
     return problems
 
 
-RULES = {"mutant": mutant_problems, "alternative": alternative_problems, "mistake": mistake_problems}
+def do_nothing_problems(edit, r: dict, ref: dict) -> list[str]:
+    """A part that keeps its shapes but skips its work (tests/bank/do_nothing.py) keeps at most
+    ``MAX_SHARE`` of its points and costs nothing elsewhere."""
+    from tests.bank.do_nothing import MAX_SHARE
+
+    problems = _graded(edit, r)
+    if problems:
+        return problems
+    kept = r["parts"][edit.part] / ref["max"][edit.part]
+    if kept > MAX_SHARE + 1e-9:
+        problems.append(f"{edit.id} ({edit.why}) keeps {kept:.0%} of {edit.part}, at most {MAX_SHARE:.0%}: "
+                        f"{failures(r, edit.part)}")
+    wrong = [p for p in ref["parts"] if p != edit.part and not same(r["parts"][p], ref["parts"][p])]
+    if wrong:
+        problems.append(f"{edit.id} ({edit.why}) costs points in {wrong} too: {failures(r)}")
+    return problems
+
+
+RULES = {"mutant": mutant_problems, "alternative": alternative_problems, "mistake": mistake_problems,
+         "do_nothing": do_nothing_problems}
 
 
 def problems(b: Bank, edit, r: dict, ref: dict) -> list[str]:

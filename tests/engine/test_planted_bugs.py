@@ -17,8 +17,7 @@ import pytest
 import torch
 
 from autograder import parts
-from autograder.engine import (command, hidden_count, load, report, run_cells, submission, wire, worker_confine,
-                               worker_control, worker_ops, worker_root)
+from autograder.engine import (command, hidden_count, load, report, run_cells, submission, wire, worker_control, worker_ops, worker_root)
 
 
 @dataclass

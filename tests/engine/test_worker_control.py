@@ -131,3 +131,4 @@ def test_hard_time_limit_kills_the_worker_and_every_process_it_started(worker):
     time.sleep(0.2)
     left = [pid for pid in tree if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert left == [], f"processes left behind: {left}"
+
