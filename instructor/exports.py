@@ -11,8 +11,9 @@ are extra credit, counted in the total but not in the maximum (a full-marks stud
 ``total`` = maximum + bonus). Every CSV starts with that maximum (a ``max`` row, or Canvas's
 ``Points Possible`` row).
 
-Exact part scores: a part's score is ``points x passed / checks`` as a Fraction (from the results
-JSON's per-check statuses, never from its rounded per-check scores), rounded once, to the
+Exact part scores: a part's score is the sum of its passed checks' scores as a Fraction (each check's
+share of the part's points, weighted by the registry and exact in units of 1/10,000: the grader's own
+part total, never recounted as passed / checks), rounded once, to the
 rubric's precision (at least 2 decimals), by the largest-remainder method: every part is within
 one last-digit unit of its exact value, never above its maximum (the maximum lies on the rounding
 grid), and the part columns add up exactly to the total, which is the exact total rounded half up.
@@ -43,15 +44,20 @@ MAX_ROW = "max"  # the first data row of grades.csv; `max` is reserved, no stude
 
 
 def exact_parts(data: dict, rubric: dict[str, Fraction]) -> dict[str, Fraction]:
-    """Part -> points x passed / checks, exactly, from one results JSON (0 for a part without checks)."""
-    passed = {p: 0 for p in rubric}
-    total = {p: 0 for p in rubric}
+    """Part -> its points earned, exactly, from one results JSON: the sum of its passed checks' scores.
+    Each check's score is its share of the part's points in units of 1/10,000, weights applied by the
+    grader (engine/report.py, the registry's [parts.<id>.weights]), so the sum is exact at 4 decimals and
+    the same as the grading run's own total; never recounted here as passed / checks. 0 for a part without
+    checks."""
+    earned = {p: Fraction(0) for p in rubric}
     for t in data.get("tests") or []:
         part = (t.get("tags") or [""])[0]
-        if part in rubric:
-            total[part] += 1
-            passed[part] += t.get("status") == "passed"
-    return {p: rubric[p] * passed[p] / total[p] if total[p] else Fraction(0) for p in rubric}
+        if part in rubric and t.get("status") == "passed":
+            try:
+                earned[part] += Fraction(str(t.get("score", 0)))
+            except (ValueError, ZeroDivisionError):
+                pass
+    return {p: min(max(earned[p], Fraction(0)), rubric[p]) for p in rubric}
 
 
 def places_for(rubric: dict[str, Fraction], extra=()) -> int:

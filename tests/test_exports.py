@@ -21,12 +21,17 @@ RUBRIC, BONUS = load_rubric()
 PARTS = list(RUBRIC)
 
 
-def results_json(passed: dict[str, tuple[int, int]], **extra) -> dict:
-    """A results.json with, per part, (passed, checks); per-check scores rounded as the grader does."""
+def results_json(passed: dict[str, tuple[int, int]], weights: dict[str, list[int]] | None = None, **extra) -> dict:
+    """A results.json with, per part, (passed, checks): the first ``passed`` checks pass; each check's
+    score its share of the part's points as the grader writes it (engine/report.PartScore: units of
+    1/10,000, in proportion to the checks' ``weights``, 1 each by default)."""
     tests = []
     for part, (ok, n) in passed.items():
-        each = round(float(RUBRIC[part] / n), 4)
-        tests += [{"name": f"{part}: c{i}", "score": each if i < ok else 0, "max_score": each,
+        w = (weights or {}).get(part) or [1] * n
+        outcomes = [report.Outcome(part, f"c{i}", "", False, "passed" if i < ok else "failed", "", w[i])
+                    for i in range(n)]
+        shares = report.PartScore(part, RUBRIC[part], False, outcomes).shares()
+        tests += [{"name": f"{part}: c{i}", "score": float(shares[i]) if i < ok else 0, "max_score": float(shares[i]),
                    "status": "passed" if i < ok else "failed", "output": "", "tags": [part]} for i in range(n)]
     return report.set_verdict({"score": 0, "tests": tests, "output": "", **extra}, "ok")
 
@@ -40,8 +45,12 @@ def read(path) -> list[dict]:
 @given(st.lists(st.tuples(st.integers(1, 9), st.integers(0, 9)), min_size=len(RUBRIC), max_size=len(RUBRIC)))
 def test_exports_parts_rounded_once_add_up_and_stay_under_their_maximum(checks):
     passed = {p: (min(ok, n), n) for p, (n, ok) in zip(PARTS, checks)}
-    exact = exports.exact_parts(results_json(passed), RUBRIC)
-    assert exact == {p: RUBRIC[p] * ok / n for p, (ok, n) in passed.items()}
+    data = results_json(passed)
+    exact = exports.exact_parts(data, RUBRIC)
+    assert exact == {p: sum((Fraction(str(t["score"])) for t in data["tests"] if t["tags"] == [p]), Fraction(0))
+                     for p in passed}
+    for p, (ok, n) in passed.items():  # equal weights: within the grader's unit of points x passed / checks
+        assert abs(exact[p] - RUBRIC[p] * ok / n) <= Fraction(ok, 10_000)  # each share within a unit
     rounded = exports.round_parts(exact, 2)
     unit = Decimal("0.01")
     total = sum(exact.values(), Fraction(0))
@@ -51,11 +60,15 @@ def test_exports_parts_rounded_once_add_up_and_stay_under_their_maximum(checks):
         assert abs(Fraction(rounded[p]) - exact[p]) < Fraction(unit)  # within one unit of the exact value
 
 
-def test_exports_naive_rounding_is_what_this_replaces():
-    # three gpt checks passed of three: per-check scores 0.1667 add up to 0.5001, above the maximum 0.5
-    data = results_json({"gpt": (3, 3)})
-    assert round(sum(t["score"] for t in data["tests"]), 4) == 0.5001
-    assert exports.round_parts(exports.exact_parts(data, RUBRIC), 2)["gpt"] == Decimal("0.50")
+def test_exports_part_scores_follow_the_checks_weights():
+    # a part's score is what the grader gave it: the sum of its passed checks' weighted shares, never
+    # points x passed / checks (gpt: 'logits' weighs 5 of 9; passing the three light checks keeps 4/9)
+    data = results_json({"gpt": (3, 4)}, weights={"gpt": [1, 1, 2, 5]})
+    assert abs(exports.exact_parts(data, RUBRIC)["gpt"] - Fraction(1, 2) * 4 / 9) <= Fraction(3, 10_000)  # 0.5 x 4/9
+    assert exports.exact_parts(data, RUBRIC)["gpt"] != RUBRIC["gpt"] * 3 / 4
+    assert exports.round_parts(exports.exact_parts(data, RUBRIC), 2)["gpt"] == Decimal("0.22")
+    # three of three equal checks: the shares add up to the part's points exactly (0.1667 + 0.1667 + 0.1666)
+    assert exports.round_parts(exports.exact_parts(results_json({"gpt": (3, 3)}), RUBRIC), 2)["gpt"] == Decimal("0.50")
 
 
 def test_exports_places_cover_every_maximum():

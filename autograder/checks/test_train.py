@@ -27,25 +27,30 @@ def run(sub, iters=ITERS):
 
 
 def replay(loop: str = "correct", split: str = "train", iters: int = ITERS):
-    """A loop over the grader's objects, in the grading process: (final parameters, step losses).
-    ``loop``: "correct"; "accumulate" (gradients never reset); "frozen" (no update reaches the
-    parameters: no backward, no step, or the gradients reset between them)."""
-    from autograder.checks.standins import BatchStream, RecordingSGD, TinyLM
+    """What the grader's objects hold after ``iters`` steps of a loop, computed in the grading process
+    with plain SGD written out (p <- p - lr * g, the update RecordingSGD makes), not as a student's
+    loop would be: (final parameters, step losses). ``loop``: "correct"; "accumulate" (gradients never
+    reset: each step applies the sum of every gradient so far); "frozen" (no update reaches the
+    parameters). The handout ships this file: it must teach nothing a student's loop could copy."""
+    from autograder.checks.standins import BatchStream, TinyLM
 
     stream = BatchStream(*STREAM)
     model = TinyLM(V, SEED)
-    opt = RecordingSGD(model, LR, events=[])
-    losses = []
+    params = list(model.parameters())
+    summed = [torch.zeros_like(p) for p in params]
+    step_losses = []
     for _ in range(iters):
-        x, y = stream(split)
-        _, loss = model(x, y)
-        if loop != "frozen":
-            if loop == "correct":
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        losses.append(loss.item())
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}, losses
+        inputs, targets = stream(split)
+        objective = model(inputs, targets)[1]
+        grads = torch.autograd.grad(objective, params)
+        step_losses.append(objective.item())
+        if loop == "frozen":
+            continue
+        summed = [s + g for s, g in zip(summed, grads)] if loop == "accumulate" else list(grads)
+        with torch.no_grad():
+            for p, g in zip(params, summed):
+                p.sub_(LR * g)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}, step_losses
 
 
 WRONG_LOOPS = (

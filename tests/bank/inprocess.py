@@ -126,8 +126,9 @@ def run_checks(sub, ref) -> list:
                 while getattr(exc, "exceptions", None):  # hypothesis' groups, unwrapped as the plugin does
                     exc = exc.exceptions[0]
                 status, message = "failed", explain(exc)
-            outcomes.append(report.Outcome(part, i18n.check_name(_pytest_label(label, fn, kwargs)), f"{fn.__module__}::{label}", hidden,
-                                           status, message))
+            outcomes.append(report.Outcome(part, i18n.check_name(_pytest_label(label, fn, kwargs)),
+                                           f"{fn.__module__}::{label}", hidden, status, message,
+                                           registry.check_weight(part, fn.__name__, hidden)))
     return outcomes
 
 
