@@ -80,13 +80,24 @@ def adversarial_runs(request, tmp_path_factory):
     H.kill_strays([r.tmpdir for r in runs.values() if isinstance(r, H.Run)])
 
 
+class CheckNames(list):
+    """A part's check names as the reference's results.json gives them, with each check's share of the
+    part's points (its ``max_score``: the registry's weights applied by the grader)."""
+
+    def __init__(self, names=(), shares=None):
+        super().__init__(names)
+        self.shares = dict(shares or {})
+
+
 def _reference_names(runs) -> dict[str, list[str]]:
     ref = runs["reference"]
     assert isinstance(ref, H.Run) and ref.data, f"the reference could not be graded: {getattr(ref, 'summary', lambda: ref)()}"
-    names: dict[str, list[str]] = {}
+    names: dict[str, CheckNames] = {}
     for t in ref.data["tests"]:
         part = t["tags"][0]
-        names.setdefault(part, []).append(t["name"].split(": ", 1)[1])
+        name = t["name"].split(": ", 1)[1]
+        names.setdefault(part, CheckNames()).append(name)
+        names[part].shares[name] = float(t.get("max_score", 0))
     return names
 
 
@@ -106,7 +117,10 @@ def _expected(case, names: dict[str, list[str]]) -> dict[str, float]:
             unknown = [p for p in spec.passing if not any(n == p or n.startswith(p + " [") for n in checks)]
             assert not unknown, f"case {case.id}: no check of part {part} is named {unknown}"
             passing = [n for n in checks if any(n == p or n.startswith(p + " [") for p in spec.passing)]
-            out[part] = pts[part] * len(passing) / len(checks)
+            # the passing checks' shares, weights included (the reference's results.json), not passed / checks
+            shares = getattr(checks, "shares", {})
+            out[part] = (sum(shares[n] for n in passing) if shares and all(n in shares for n in passing)
+                         else pts[part] * len(passing) / len(checks))
         else:
             out[part] = float(spec)
     return out
