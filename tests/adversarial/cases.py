@@ -116,9 +116,12 @@ CRASH_HEAD = head_forward("raise ValueError('my head is broken')")
 
 # The checks of part head that a Head whose forward returns zeros (or a constant) honestly passes:
 # nothing there reads the values except through equalities between two of its outputs.
-HEAD_ZEROS = Only("structure", "output shape", "causal", "batch elements independent")
+# "mask moves with the module" (the mask a registered buffer) is structure too: a wrong forward keeps it
+HEAD_ZEROS = Only("structure", "mask moves with the module", "output shape", "causal", "batch elements independent")
 # ... and that a Head whose forward never answers (raises, hangs, crashes, exits) passes.
-HEAD_DEAD = Only("structure")
+HEAD_DEAD = Only("structure", "mask moves with the module")
+# logits of no use: every gpt check fails but the one that its tensors live on the input device
+GPT_WRONG_LOGITS = Only("tensors on the input device")
 
 GPT_RETURN = "        return logits, loss\n        ### END SOLUTION"
 GPT_RETURN_NONE = "            return logits, None\n"
@@ -655,12 +658,12 @@ CASES: list[Case] = [
     Case("always_equal_object", "lies", "encode returns an object equal to everything",
          edits=(TOKENIZER_ALWAYS_EQUAL,), expect={"tokenizer": Only("vocabulary sorted")}),
     Case("nan_head", "lies", "Head returns NaN", edits=(head_forward("out = torch.full_like(out, float('nan'))"),),
-         expect={"head": Only("structure")}),
+         expect={"head": HEAD_DEAD}),
     Case("inf_logits", "lies", "GPT logits are +inf", edits=(gpt_logits("torch.full_like(logits, float('inf'))"),),
-         expect={"gpt": ZERO}),
+         expect={"gpt": GPT_WRONG_LOGITS}),
     Case("float64_logits", "lies", "GPT logits as float64 with the right values: accepted",
          edits=(gpt_logits("logits.double()"),)),
-    Case("int_logits", "lies", "GPT logits cast to int64", edits=(gpt_logits("logits.long()"),), expect={"gpt": ZERO}),
+    Case("int_logits", "lies", "GPT logits cast to int64", edits=(gpt_logits("logits.long()"),), expect={"gpt": GPT_WRONG_LOGITS}),
     Case("meta_device_head", "lies", "Head returns its output on the meta device (no values)",
          edits=(head_forward("out = out.to('meta')"),), expect={"head": HEAD_DEAD}),
     Case("noncontiguous_aliased", "lies",
