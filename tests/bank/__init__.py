@@ -13,6 +13,7 @@ mutant's ``expect`` is a piece of the message its part must give (asserted by te
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,24 @@ Alternative = Edit  # a valid implementation: every part keeps all its points
 # the lab's code cells, in the notebook's order (what a .py submission holds)
 LAB_CELLS = ("tokenizer_code", "get_batch_code", "bigram_code", "attention_trick_code", "head_code", "multihead_code",
              "feedforward_code", "decoder_block_code", "gpt_code", "estimate_loss_code", "train_code", "quiz_code")
+
+
+def locked_grade_ids() -> frozenset[str]:
+    """The grade ids of the released notebook's locked cells (check cells, code given complete):
+    a notebook that edits one is graded all the same and flagged "tampered" by the class tools."""
+    from instructor import tampering
+
+    return frozenset(tampering.locked_cells(json.loads(tampering.RELEASE.read_text(encoding="utf-8"))))
+
+
+def edits_locked_cell(edit) -> bool:
+    """Whether a bank case, handed in as a notebook, changes the source of a locked cell."""
+    if getattr(edit, "form", "ipynb") != "ipynb":
+        return False  # a .py module has no cells to compare
+    cells = {edit.cell_grade_id} if isinstance(edit, Edit) else {g for g, _, _ in edit.edits}
+    return bool(cells & locked_grade_ids())
+
+
 PY_HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 
 

@@ -107,9 +107,16 @@ def check_of(test: dict) -> str:
 # -- the rules ------------------------------------------------------------------------------------
 
 def _graded(edit, r: dict) -> list[str]:
-    # "hung": graded, some of its code ran past its limit (a mutant's infinite loop is a mutant's answer)
-    if r.get("status") not in ("ok", "hung"):
+    # "hung": graded, some of its code ran past its limit (a mutant's infinite loop is a mutant's answer);
+    # "tampered": graded, and flagged because the case edits a locked cell (the given MultiHeadAttention)
+    from tests.bank import edits_locked_cell
+
+    locked = edits_locked_cell(edit)
+    if r.get("status") not in ("ok", "hung") + (("tampered",) if locked else ()):
         return [f"{edit.id} ({edit.why}) was not graded: {r.get('status')}: {r.get('message')}"]
+    if locked and "json" in r and r.get("status") != "tampered":  # graded by the class tools, which compare cells
+        return [f"{edit.id} edits the locked cell {getattr(edit, 'cell_grade_id', '')} but was not flagged "
+                f"tampered: {r.get('status')}"]
     return []
 
 
