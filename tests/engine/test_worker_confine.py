@@ -315,8 +315,13 @@ for i in range(3):
         finally:
             os._exit(0)
     kids.append(pid)
+# each child either writes its marker (then sleeps) or is killed: stop when all three are accounted for
+dead = set()
 end = time.monotonic() + 40
-while time.monotonic() < end and len([f for f in os.listdir(".") if f.startswith("done")]) < 3:
+while time.monotonic() < end and len([f for f in os.listdir(".") if f.startswith("done")]) + len(dead) < 3:
+    for pid in kids:
+        if pid not in dead and os.waitpid(pid, os.WNOHANG)[0] == pid:
+            dead.add(pid)
     time.sleep(0.2)
 R = {"done": len([f for f in os.listdir(".") if f.startswith("done")])}
 """
