@@ -13,7 +13,9 @@ isolation, its time limits, the plugin's hooks. ``tests/test_bank_drift.py`` gra
 every bank both ways and asserts equal verdicts, so the two cannot drift apart.
 
 Programs are graded once per content (a sha256 of the submission's bytes): the 37 mistakes that are
-byte-identical to mutants cost nothing more.
+byte-identical to mutants cost nothing more. With ``GPTLAB_INPROCESS_CACHE=DIR`` (``.ci/run`` sets it) the
+grades are also kept in DIR, under a digest of the grader's code, this file, Python and torch, so a later
+pytest run (the e2e_bank tier's drift guard) reads them instead of grading again.
 
     from tests.bank import inprocess
     data = inprocess.grade(path)           # results.json's dict: tests (name, status, output, ...), score
@@ -35,10 +37,77 @@ from tests.conftest import REFERENCE
 _CACHE: dict[tuple[str, str], dict] = {}
 # processes that grade a batch (grade_many); GPTLAB_INPROCESS_JOBS=1 grades in this process
 JOBS = int(os.environ.get("GPTLAB_INPROCESS_JOBS", "2"))
+# a folder that keeps the grades across pytest runs (.ci/run sets it: the e2e_bank tier's drift guard then
+# compares with the grades the fast tier computed). Unset: this process's memory only.
+DISK_CACHE = os.environ.get("GPTLAB_INPROCESS_CACHE", "")
+_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+_GRADER: list[str] = []
+
+
+def _grader_digest() -> str:
+    """Everything a grade here depends on besides the two notebooks: the grader's code and registry, this
+    runner, the interpreter and torch. A grade on disk is used only under the same digest."""
+    if not _GRADER:
+        import sys
+
+        import torch
+
+        h = hashlib.sha256(f"{sys.version}|{torch.__version__}".encode())
+        for f in sorted([*(_ROOT / "autograder").rglob("*.py"), *(_ROOT / "autograder").rglob("*.toml"),
+                         *(_ROOT / "autograder").rglob("*.mo"), *(_ROOT / "autograder").rglob("*.json"),
+                         *(_ROOT / "data").glob("*.py"), Path(__file__)]):
+            h.update(str(f.relative_to(_ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
+        _GRADER.append(h.hexdigest())
+    return _GRADER[0]
+
+
+def _disk_path(key: tuple[str, str]) -> Path | None:
+    if not DISK_CACHE:
+        return None
+    return Path(DISK_CACHE) / _grader_digest()[:16] / f"{key[0][:24]}-{key[1][:24]}.json"
+
+
+def _from_disk(key: tuple[str, str]) -> dict | None:
+    import json
+
+    path = _disk_path(key)
+    if path is None or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _to_disk(key: tuple[str, str], data: dict) -> None:
+    import json
+
+    path = _disk_path(key)
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _remember(key: tuple[str, str], data: dict) -> None:
+    _CACHE[key] = data
+    _to_disk(key, data)
+
+
+def _known(key: tuple[str, str]) -> bool:
+    if key not in _CACHE:
+        found = _from_disk(key)
+        if found is not None:
+            _CACHE[key] = found
+    return key in _CACHE
 
 
 def _reference(path: Path):
@@ -152,8 +221,8 @@ def grade(path: str | Path, reference: str | Path = REFERENCE) -> dict:
     graded once per (submission content, reference content)."""
     path, reference = Path(path), Path(reference)
     key = (_digest(path), _digest(reference))
-    if key not in _CACHE:
-        _CACHE[key] = _grade_uncached(path, reference)
+    if not _known(key):
+        _remember(key, _grade_uncached(path, reference))
     return _CACHE[key]
 
 
@@ -174,17 +243,17 @@ def grade_many(paths: list, reference: str | Path = REFERENCE, jobs: int = JOBS)
     paths, reference = [Path(p) for p in paths], Path(reference)
     ref_digest = _digest(reference)
     keys = {p: (_digest(p), ref_digest) for p in paths}
-    todo = list({k: p for p, k in keys.items() if k not in _CACHE}.items())
+    todo = list({k: p for p, k in keys.items() if not _known(k)}.items())
     if todo and jobs > 1 and len(todo) > 1:
         import multiprocessing
 
         with multiprocessing.get_context("spawn").Pool(min(jobs, len(todo)), initializer=_child_init) as pool:
             for (key, _), data in zip(todo, pool.map(_child_grade, [(str(p), str(reference)) for _, p in todo],
                                                      chunksize=1)):
-                _CACHE[key] = data
+                _remember(key, data)
     else:
         for key, p in todo:
-            _CACHE[key] = _grade_uncached(p, reference)
+            _remember(key, _grade_uncached(p, reference))
     return {p: _CACHE[k] for p, k in keys.items()}
 
 
