@@ -1,13 +1,19 @@
 """``nbgrader autograde`` for a whole class, in parallel (runs in the instructor's process):
 
-    cd COURSE && python -m instructor.autograde gpt_lab [--jobs N] [--force] [-- NBGRADER_ARGS...]
+    cd COURSE && python -m instructor.autograde gpt_lab [--jobs N] [--force] [--student ID ...] [-- NBGRADER_ARGS...]
 
 nbgrader autogrades one notebook after another. This command grades every submitted notebook with
 the isolated grader, ``--jobs`` at a time (``instructor.grade_class.grade_many``), into the course's
 results folder, while ``nbgrader autograde`` runs beside it: its ``GradeInSandbox`` preprocessor waits
 for each result there instead of grading again. It is the same grading and the same results
-folder as a plain ``nbgrader autograde``: only the order of the work differs. A rerun grades again
-only what changed (the results are keyed by the submitted file and by the grader and reference).
+folder as a plain ``nbgrader autograde``: only the order of the work differs.
+
+A rerun regrades exactly what changed, in the sandbox and in nbgrader's gradebook: a student whose
+submitted file changed (a resubmission, a late one), whose result was made by another grader or
+reference (a rubric or grader change), or who has no autograded notebook yet. nbgrader alone would
+skip a student it graded before ("Skipping existing assignment") and keep the old score, so those
+students are passed to it with ``--force`` and everyone else is excluded. ``--student ID`` (or
+``-- --student ID``, nbgrader's own option) regrades only that student, whatever changed.
 """
 
 from __future__ import annotations
@@ -79,49 +85,127 @@ def record_unreadable(course: Path, assignment: str, notebook_id: str, student: 
     nbformat.write(nb, out / f"{notebook_id}.ipynb")
 
 
+_STUDENT_OPTIONS = ("--student", "--CourseDirectory.student_id")
+
+
+def split_students(nbgrader_args: list[str]) -> tuple[list[str], list[str]]:
+    """nbgrader's own student options (``--student carol``, ``--student=carol``,
+    ``--CourseDirectory.student_id=carol``) taken out of the arguments for nbgrader: (students, the rest).
+    This command passes the students to nbgrader itself (see ``nbgrader_command``)."""
+    students, rest, i = [], [], 0
+    while i < len(nbgrader_args):
+        arg = nbgrader_args[i]
+        name, eq, value = arg.partition("=")
+        if name in _STUDENT_OPTIONS and eq:
+            students.append(value)
+        elif arg in _STUDENT_OPTIONS and i + 1 < len(nbgrader_args):
+            students.append(nbgrader_args[i + 1])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return students, rest
+
+
+def nbgrader_command(assignment: str, students: set[str], regrade: set[str], skip: set[str],
+                     nbgrader_args: list[str]) -> list[str] | None:
+    """``nbgrader autograde`` for exactly ``regrade`` among the submitted ``students`` (``skip``: kept off
+    nbgrader whatever happens, the unreadable notebooks). None when there is nothing for nbgrader to do.
+    ``--force`` makes nbgrader grade again a student it graded before (else it keeps the old score);
+    everyone not to regrade is excluded, so nothing else is touched."""
+    regrade = regrade - skip
+    if not regrade:
+        return None
+    cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment, *nbgrader_args, "--force"]
+    exclude = (students - regrade) | skip
+    if exclude:
+        cmd.append("--CourseDirectory.student_id_exclude=" + ",".join(sorted(exclude)))
+    return cmd
+
+
+def to_regrade(course: Path, assignment: str, classes: dict[str, dict[str, Path]], force: bool,
+               only: set[str]) -> set[str]:
+    """The students whose grade must be made again: ``only`` when given; everyone with ``force``; else
+    those whose sandbox result is not current for their submitted file, this grader and this reference
+    (``grade_class.is_graded``), or who have no autograded notebook yet."""
+    from instructor.grade_class import is_graded
+
+    students = {s for paths in classes.values() for s in paths}
+    if only:
+        return students & only
+    if force:
+        return students
+    stale = set()
+    for notebook_id, paths in classes.items():
+        out = results_dir(course, assignment, notebook_id)
+        reference = course / "source" / assignment / f"{notebook_id}.ipynb"
+        for student, path in paths.items():
+            graded = (course / "autograded" / student / assignment / f"{notebook_id}.ipynb").is_file()
+            if not graded or not is_graded(student, path, out, reference=reference):
+                stale.add(student)
+    return stale
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough: list[str] = []
+    if "--" in argv:  # split by hand: argparse refuses options after "--" behind a positional
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1:]
     ap = argparse.ArgumentParser(prog="python -m instructor.autograde", description=__doc__.split("\n\n")[0])
     ap.add_argument("assignment")
     ap.add_argument("--course", default=".", help="the nbgrader course folder (default: here)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
     ap.add_argument("--timeout", type=float, default=600, help="seconds for grading one notebook")
-    ap.add_argument("--force", action="store_true", help="grade again even what is unchanged")
+    ap.add_argument("--force", action="store_true", help="grade every student again, even what is unchanged")
+    ap.add_argument("--student", action="append", default=[], metavar="ID",
+                    help="regrade only this student (repeatable), in the sandbox and in the gradebook")
     ap.add_argument("nbgrader_args", nargs="*", help="passed to `nbgrader autograde` (after --)")
     args = ap.parse_args(argv)
+    named, nbgrader_args = split_students([*args.nbgrader_args, *passthrough])
+    only = set(args.student) | set(named)
     from instructor.grade_class import SIMILARITY_NAME, Progress, grade_many
     from instructor.similarity import report as similarity_report
 
     course = Path(args.course).resolve()
     source = course / "source" / args.assignment
     classes = submitted_notebooks(course, args.assignment)
+    everyone = {s for paths in classes.values() for s in paths}
+    if only - everyone:
+        ap.error(f"no submission under {course / 'submitted'} for: {', '.join(sorted(only - everyone))}")
+    regrade = to_regrade(course, args.assignment, classes, args.force, only)
+    whole = classes  # the similarity page compares the whole class, whoever is regraded
+    if only:  # the sandbox grades these students only, again
+        classes = {nb: kept for nb, paths in classes.items() if (kept := {s: p for s, p in paths.items() if s in only})}
     # links, special files and files that are not notebooks: nbgrader is kept off them (it would follow
     # a link, block on a FIFO, or fail and leave a blank-looking 0); recorded below with their reason
     broken = [(nb_id, s, why) for nb_id, paths in classes.items() for s, p in paths.items() if (why := unreadable(p))]
-    cmd = [sys.executable, "-m", "nbgrader", "autograde", args.assignment, *args.nbgrader_args]
-    if broken:
-        cmd.append("--CourseDirectory.student_id_exclude=" + ",".join(sorted({s for _, s, _ in broken})))
-    if args.force:
-        cmd.append("--force")
+    cmd = nbgrader_command(args.assignment, everyone, regrade, {s for _, s, _ in broken}, nbgrader_args)
+    print(f"{len(everyone)} students submitted; nbgrader regrades {len(regrade)}"
+          + (f": {', '.join(sorted(regrade))}" if 0 < len(regrade) <= 10 else "")
+          + ("" if regrade else " (nothing changed)"), flush=True)
     # nbgrader runs beside the class's grading: each notebook's GradeInSandbox waits for its result
     # (in the same order), so nbgrader's own work overlaps the grading instead of following it
     env = {**os.environ, PREGRADING_ENV: str(args.timeout + 120)}
-    nbgrader = subprocess.Popen(cmd, cwd=course, env=env)
+    nbgrader = subprocess.Popen(cmd, cwd=course, env=env) if cmd else None
+    rc = 0
     try:
         for notebook_id, paths in classes.items():
             out = results_dir(course, args.assignment, notebook_id)
             bar = Progress(f"grading {notebook_id}")
             done = grade_many(paths, out, jobs=args.jobs, reference=source / f"{notebook_id}.ipynb",
-                              timeout=args.timeout, force=args.force, start=bar.start, progress=bar.update,
-                              reports=False)
+                              timeout=args.timeout, force=args.force or bool(only), start=bar.start,
+                              progress=bar.update, reports=False)
             bar.close()
             bad = sum(r["status"] != "ok" for r in done.values())  # the verdict's status, never a message
             print(f"{notebook_id}: {len(done)} submissions graded in the sandbox, {bad} with problems", flush=True)
-            pairs = similarity_report(paths, out / SIMILARITY_NAME)
+            pairs = similarity_report(whole[notebook_id], out / SIMILARITY_NAME)
             print(f"similarity: {sum(p.score >= 0.5 for p in pairs)} pair(s) worth a look in {out / SIMILARITY_NAME}",
                   flush=True)
-        rc = nbgrader.wait()
+        if nbgrader is not None:
+            rc = nbgrader.wait()
     finally:
-        if nbgrader.poll() is None:
+        if nbgrader is not None and nbgrader.poll() is None:
             nbgrader.kill()
     for notebook_id, student, why in broken:  # nbgrader was kept off these: record why
         record_unreadable(course, args.assignment, notebook_id, student, why)

@@ -215,3 +215,39 @@ def test_tampered_test_cells_are_restored_and_reported(course):
     assert ids.index("check_head") == ids.index("head_code") + 1 or ids.index("check_head") > ids.index("head_code")
     for student in ("reference", "stub", "mutant"):
         assert "gpt-lab autograder note" not in _autograded_nb(course, student).cells[0].source
+
+
+def _code_scores(root, student) -> dict:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        sub = gb.find_submission_notebook("gpt_lab", "gpt_lab", student)
+        return {g.name: g.score for g in sub.grades if g.cell.cell_type == "code"}
+
+
+def test_rerun_regrades_exactly_what_changed_and_one_student_on_demand(course):
+    """Last in this file (it changes the course): a resubmission reaches the gradebook and the autograded
+    notebook at the next `instructor.autograde`, and nobody else is regraded; `-- --student ID` regrades one."""
+    root = course["root"]
+    autograded = {s: root / "autograded" / s / "gpt_lab" / "gpt_lab.ipynb" for s in ACTIVE}
+    before = {s: p.stat().st_mtime_ns for s, p in autograded.items()}
+    # stub resubmits: now the reference's code (nbgrader alone would skip it and keep its 0)
+    nbformat.write(_clear_outputs(nbformat.read(REFERENCE, as_version=4)),
+                   root / "submitted" / "stub" / "gpt_lab" / "gpt_lab.ipynb")
+    out = _run([sys.executable, "-m", "instructor.autograde", "gpt_lab", "--jobs", "2"], root, root / "rerun.log")
+    assert "nbgrader regrades 1: stub" in out, out[-3000:]
+    assert _code_scores(root, "stub") == _code_scores(root, "reference")
+    assert autograded["stub"].stat().st_mtime_ns != before["stub"]
+    assert "[PASS] head:" in str(_autograded_nb(course, "stub").cells)
+    assert {s: autograded[s].stat().st_mtime_ns for s in ACTIVE if s != "stub"} == \
+        {s: t for s, t in before.items() if s != "stub"}
+    # nothing changed: nothing regraded
+    out = _run([sys.executable, "-m", "instructor.autograde", "gpt_lab"], root, root / "rerun2.log")
+    assert "nbgrader regrades 0 (nothing changed)" in out, out[-3000:]
+    # one student on demand, with nbgrader's own option after --
+    mutant_scores = _code_scores(root, "mutant")
+    out = _run([sys.executable, "-m", "instructor.autograde", "gpt_lab", "--", "--student", "mutant"], root,
+               root / "rerun3.log")
+    assert "nbgrader regrades 1: mutant" in out, out[-3000:]
+    assert autograded["mutant"].stat().st_mtime_ns != before["mutant"]
+    assert _code_scores(root, "mutant") == mutant_scores
