@@ -1,8 +1,9 @@
 """Write the student notebook (assignment/gpt_lab.ipynb) from the instructor's source (solutions/gpt_lab.ipynb).
 
-    python -m instructor.generate            # (re)write assignment/gpt_lab.ipynb (and the source's check-cell points)
-    python -m instructor.generate --check    # exit 1 if the committed student notebook is out of date
-    python -m instructor.generate --lang es  # the Spanish student notebook, assignment/es/gpt_lab.ipynb
+    python -m instructor.generate            # (re)write every edition: assignment/gpt_lab.ipynb, assignment/es/...
+                                             # (and the source's check-cell points)
+    python -m instructor.generate --check    # exit 1 if a committed student notebook is out of date
+    python -m instructor.generate --lang es  # the Spanish student notebook only, assignment/es/gpt_lab.ipynb
     python -m instructor.generate --lang es --source-dest PATH   # and the Spanish instructor notebook
 
 The check cells' points come from the registry of parts (``autograder/parts.toml``): before anything
@@ -148,18 +149,53 @@ def render_source(source_path: Path = SOURCE, lang: str = "en") -> str:
     return nbformat.writes(source_notebook(lang, source_path)) + "\n"
 
 
+def _edition(args, lang: str) -> int:
+    """Write (or ``--check``) one language's student notebook; 0 when it is (now) current."""
+    from instructor import tampering
+    from instructor.i18n import TranslationError
+
+    dest = args.dest if args.dest is not None else release_path(lang)
+    try:
+        text = render(args.source, lang)
+    except TranslationError as exc:
+        print(f"{dest}: not written: {exc}\n(translate the cells named above: python -m instructor.i18n update, "
+              f"then edit {lang}'s catalogue)", file=sys.stderr)
+        return 1
+    if args.source_dest and not args.check:
+        args.source_dest.parent.mkdir(parents=True, exist_ok=True)
+        args.source_dest.write_text(render_source(args.source, lang), encoding="utf-8")
+        print(f"wrote {args.source_dest}")
+    if args.check:
+        current = dest.read_text(encoding="utf-8") if dest.exists() else None
+        if current != text:
+            flag = f" --lang {lang}" if lang != "en" else ""
+            print(f"{dest} is out of date: run `python -m instructor.generate{flag}`", file=sys.stderr)
+            return 1
+        print(f"{dest} is up to date")
+        return 0
+    if args.dest is None and dest.is_file() and tampering.record_release(lang, dest, text):
+        # students may hold the release being replaced: they are judged against it (instructor/tampering.py)
+        print(f"kept the replaced release's cells in {tampering.HISTORY.name} ({lang})")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(text, encoding="utf-8")
+    print(f"wrote {dest}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m instructor.generate", description=__doc__.split("\n")[0])
     parser.add_argument("--source", type=Path, default=SOURCE, help=f"instructor notebook (default {SOURCE})")
     parser.add_argument("--dest", type=Path, default=None,
                         help=f"student notebook (default {RELEASE}, or assignment/<lang>/gpt_lab.ipynb)")
-    parser.add_argument("--lang", default="en", help="the notebook's language: en (the source's) or es")
+    parser.add_argument("--lang", default=None,
+                        help="one edition: en (the source's language) or es (default: every edition, with "
+                             "--dest or --source-dest: en)")
     parser.add_argument("--source-dest", type=Path, default=None,
                         help="also write the instructor notebook in LANG here (for an nbgrader course)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if DEST is not what SOURCE generates")
     args = parser.parse_args(argv)
-    from instructor.i18n import LANGUAGES, TranslationError
+    from instructor.i18n import LANGUAGES
 
     try:
         changed = sync_source(args.source, write=not args.check)
@@ -171,31 +207,15 @@ def main(argv: list[str] | None = None) -> int:
               + "; ".join(changed), file=sys.stderr if args.check else sys.stdout)
         if args.check:
             return 1
-    if args.lang != "en" and args.lang not in LANGUAGES:
+    if args.lang is not None and args.lang != "en" and args.lang not in LANGUAGES:
         parser.error(f"--lang: en or one of {', '.join(LANGUAGES)}")
-    if args.dest is None:
-        args.dest = release_path(args.lang)
-    try:
-        text = render(args.source, args.lang)
-    except TranslationError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    if args.source_dest and not args.check:
-        args.source_dest.parent.mkdir(parents=True, exist_ok=True)
-        args.source_dest.write_text(render_source(args.source, args.lang), encoding="utf-8")
-        print(f"wrote {args.source_dest}")
-    if args.check:
-        current = args.dest.read_text(encoding="utf-8") if args.dest.exists() else None
-        if current != text:
-            lang = f" --lang {args.lang}" if args.lang != "en" else ""
-            print(f"{args.dest} is out of date: run `python -m instructor.generate{lang}`", file=sys.stderr)
-            return 1
-        print(f"{args.dest} is up to date")
-        return 0
-    args.dest.parent.mkdir(parents=True, exist_ok=True)
-    args.dest.write_text(text, encoding="utf-8")
-    print(f"wrote {args.dest}")
-    return 0
+    if args.lang is not None:
+        langs = [args.lang]
+    elif args.dest is not None or args.source_dest is not None:
+        langs = ["en"]
+    else:
+        langs = ["en", *LANGUAGES]  # one command for every edition: a points change reaches them all
+    return max(_edition(args, lang) for lang in langs)
 
 
 if __name__ == "__main__":

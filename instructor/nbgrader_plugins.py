@@ -185,6 +185,12 @@ class RepairStructure(NbGraderPreprocessor):
         order, cell_ids = self._source_order(assignment_id, notebook_id)
         order = [g for g in order if g in trusted] + sorted(g for g in trusted if g not in order)
         notes: list[str] = []
+        from instructor import tampering
+
+        lang = tampering.notebook_lang(nb)  # a cell as an earlier release of this edition had it is no change
+
+        def earlier(grade_id, cell, *fields):
+            return tampering.as_released_before(grade_id, cell, lang, fields)
 
         for cell in nb.cells:  # metadata that is not a mapping: nothing of it can be trusted
             if not isinstance(cell.get("metadata"), dict):
@@ -231,18 +237,20 @@ class RepairStructure(NbGraderPreprocessor):
                 cell = self._new_cell(nb, grade_id, meta, trusted[grade_id]["source"], cell_ids.get(grade_id))
                 anchor = self._anchor(order, grade_id, present)
                 nb.cells.insert(nb.cells.index(anchor) + 1 if anchor is not None else len(nb.cells), cell)
-                notes.append(f"{what} `{grade_id}` was missing from the submission; it was added back"
-                             + (" (graded as an unanswered question)" if meta["solution"] else ""))
+                if not earlier(grade_id, None):  # else: a cell added since the student's release
+                    notes.append(f"{what} `{grade_id}` was missing from the submission; it was added back"
+                                 + (" (graded as an unanswered question)" if meta["solution"] else ""))
             else:
                 changed = [] if stripped else self._changed_fields(cell, meta)
-                if changed:
+                if changed and not earlier(grade_id, cell, "points", "grade", "locked", "solution", "checksum"):
                     notes.append(f"{what} `{grade_id}`: its nbgrader metadata was changed ({', '.join(changed)}); "
                                  "the released metadata was put back")
                 if cell.cell_type != meta["cell_type"]:
                     self._retype(cell, meta["cell_type"])
                 cell.metadata["nbgrader"] = from_dict(meta)
                 if test and _norm(cell.source) not in (_norm(trusted[grade_id]["source"]),
-                                                       _norm(released_source(trusted[grade_id]["source"]))):
+                                                       _norm(released_source(trusted[grade_id]["source"]))) \
+                        and not earlier(grade_id, cell, "source"):
                     notes.append(f"{what} `{grade_id}` was edited; it is graded with the assignment's version")
             if test or meta["locked"]:
                 cell.source = trusted[grade_id]["source"]
