@@ -1,7 +1,7 @@
 """Grade exports from results JSON: per student and part (``grades.csv``), and LMS grade imports
 (Canvas, Moodle). Runs in the grading process (or anywhere): plain functions over results data.
 
-    python -m instructor.exports RESULTS_DIR [--out DIR] [--roster CSV] [--written CSV]
+    python -m instructor.exports RESULTS_DIR [--out DIR] [--roster CSV] [--written CSV | --gradebook gradebook.db]
                                  [--due ISO_TIME --late-per-day F [--late-max F]] [--submitted DIR]
                                  [--assignment NAME]
 
@@ -188,6 +188,32 @@ def read_written(path, maxima: dict[str, Fraction]) -> dict[str, Fraction]:
         return out
 
 
+def read_gradebook_written(db, maxima: dict[str, Fraction], assignment: str = "gpt_lab",
+                           notebook: str = "gpt_lab") -> dict[str, Fraction]:
+    """student -> written-answer points, from nbgrader's gradebook (the manual scores given in formgrader):
+    only students whose every written answer has been graded (the others read "not graded yet"). ``db``:
+    the gradebook's file (``gradebook.db``) or a database URL."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    url = str(db) if "://" in str(db) else f"sqlite:///{Path(db).resolve()}"
+    if "://" not in str(db) and not Path(db).is_file():
+        raise ValueError(f"{db}: no gradebook there")
+    out = {}
+    with Gradebook(url) as gb:
+        for student in gb.students:
+            try:
+                sub = gb.find_submission_notebook(notebook, assignment, student.id)
+            except MissingEntry:
+                continue
+            grades = {g.name: g for g in sub.grades if g.name in maxima}
+            if set(grades) != set(maxima) or any(g.needs_manual_grade or g.score is None for g in grades.values()):
+                continue
+            # nbgrader's score: the manual score where one was given; bounded by the release's points
+            out[student.id] = sum((min(maxima[n], max(Fraction(0), Fraction(str(g.score))))
+                                   for n, g in grades.items()), Fraction(0))
+    return out
+
+
 def parse_time(text: str) -> datetime:
     """An ISO time, or nbgrader's timestamp.txt (``2026-11-30 12:00:00.123456 UTC``); naive = UTC."""
     text = text.strip()
@@ -300,6 +326,9 @@ def main(argv=None) -> int:
     ap.add_argument("--roster", default=None, help="CSV: student, and any of name, canvas_id, sis_user_id, "
                     "sis_login_id, section, email, username, submitted_at; absent students are 'missing'")
     ap.add_argument("--written", default=None, help="CSV: student, one column per written answer grade_id")
+    ap.add_argument("--gradebook", default=None,
+                    help="nbgrader's gradebook.db: the written answers' scores given in formgrader (instead of --written)")
+    ap.add_argument("--notebook", default="gpt_lab", help="the notebook's name in the gradebook")
     ap.add_argument("--due", default=None, help="deadline, ISO time (naive = UTC)")
     ap.add_argument("--late-per-day", type=Fraction, default=Fraction(0), help="score fraction taken per day late")
     ap.add_argument("--late-max", type=Fraction, default=Fraction(1), help="largest late penalty (fraction)")
@@ -307,8 +336,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     results = load_folder(args.results)
     maxima = written_maxima()
-    lms = {"roster": read_roster(args.roster) if args.roster else None,
-           "written": read_written(args.written, maxima) if args.written else None, "written_max": maxima,
+    if args.written and args.gradebook:
+        ap.error("--written or --gradebook, not both")
+    written = read_written(args.written, maxima) if args.written else None
+    if args.gradebook:
+        written = read_gradebook_written(args.gradebook, maxima, args.assignment, args.notebook)
+    lms = {"roster": read_roster(args.roster) if args.roster else None, "written": written, "written_max": maxima,
            "due": parse_time(args.due) if args.due else None, "per_day": args.late_per_day, "cap": args.late_max,
            "times": submitted_times(args.submitted, args.assignment) if args.submitted else None}
     for path in export_all(results, args.out or args.results, args.assignment, args.rubric, **lms):

@@ -218,3 +218,53 @@ def test_exports_summary_cli_on_a_results_folder(tmp_path):
     (tmp_path / "ben.json").unlink()
     (tmp_path / "roster.txt").write_text("ann\n")
     assert subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120).returncode == 0
+
+
+def _gradebook_with_written_scores(path, scores: dict[str, dict[str, float | None]]) -> None:
+    """A real nbgrader gradebook: the release's written answers as manually graded cells, and each
+    student's manual scores as formgrader saves them (None: not graded yet)."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{path}") as gb:
+        gb.add_assignment("gpt_lab")
+        gb.add_notebook("gpt_lab", "gpt_lab")
+        for name, points in exports.written_maxima().items():
+            gb.add_grade_cell(name, "gpt_lab", "gpt_lab", max_score=float(points), cell_type="markdown")
+            gb.add_solution_cell(name, "gpt_lab", "gpt_lab")
+        gb.add_grade_cell("check_head", "gpt_lab", "gpt_lab", max_score=0.75, cell_type="code")
+        for student, marks in scores.items():
+            gb.add_student(student)
+            gb.add_submission("gpt_lab", student)
+            for name, value in marks.items():
+                grade = gb.find_grade(name, "gpt_lab", "gpt_lab", student)
+                grade.manual_score = value
+                grade.needs_manual_grade = value is None
+            gb.db.commit()
+
+
+def test_exports_written_answers_come_from_the_gradebook(tmp_path):
+    pytest.importorskip("nbgrader")
+    maxima = exports.written_maxima()
+    db = tmp_path / "gradebook.db"
+    _gradebook_with_written_scores(db, {
+        "ann": {"written_qk": 1, "written_scale": 0.5, "written_heads": 1, "written_baseline": 1},
+        "ben": {"written_qk": 1, "written_scale": None, "written_heads": 1, "written_baseline": 1},  # one to go
+    })
+    assert exports.read_gradebook_written(db, maxima) == {"ann": Fraction(7, 2)}
+    results = {"ann": results_json({p: (3, 3) for p in PARTS}), "ben": results_json({p: (3, 3) for p in PARTS})}
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    folder = tmp_path / "results"
+    folder.mkdir()
+    for student, data in results.items():
+        (folder / f"{student}.json").write_text(__import__("json").dumps(data))
+    proc = subprocess.run([sys.executable, "-m", "instructor.exports", folder, "--out", tmp_path / "csv",
+                           "--gradebook", db], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    canvas = {r["SIS Login ID"]: r for r in read(tmp_path / "csv" / "canvas.csv")[1:]}
+    assert canvas["ann"]["gpt_lab"] == "10.00"  # 6.5 autograded + 3.5 written in formgrader
+    moodle = {r["Username"]: r for r in read(tmp_path / "csv" / "moodle.csv")}
+    assert "written answers not graded yet" in moodle["ben"]["gpt_lab feedback"]
