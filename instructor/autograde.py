@@ -146,6 +146,34 @@ def to_regrade(course: Path, assignment: str, classes: dict[str, dict[str, Path]
     return stale
 
 
+def feedback_files(course: Path, assignment: str) -> list[str]:
+    """Give every autograded submission the two files ``nbgrader release_feedback`` reads beside the
+    feedback (``timestamp.txt``, ``submission_secret.txt``), where they are missing: a submission copied
+    by hand into ``submitted/`` (which the docs allow) has neither, and release_feedback would stop on the
+    first such student. They are written into ``autograded/`` (``generate_feedback`` copies them on), never
+    into ``submitted/``: the time is the submitted notebook's modification time, and the exports' late
+    penalty keeps reading nbgrader's own timestamps only. Returns the students given them."""
+    import secrets
+    from datetime import datetime, timezone
+
+    given = []
+    for folder in sorted((course / "autograded").glob(f"*/{assignment}")):
+        student = folder.parent.name
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        stamp, secret = folder / "timestamp.txt", folder / "submission_secret.txt"
+        if stamp.exists() and secret.exists():
+            continue
+        if not stamp.exists():
+            notebooks = [p for p in (course / "submitted" / student / assignment).glob("*.ipynb") if p.is_file()]
+            when = max((p.stat().st_mtime for p in notebooks), default=folder.stat().st_mtime)
+            stamp.write_text(datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f %Z"))
+        if not secret.exists():
+            secret.write_text(secrets.token_hex(64))
+        given.append(student)
+    return given
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough: list[str] = []
@@ -211,6 +239,10 @@ def main(argv=None) -> int:
         record_unreadable(course, args.assignment, notebook_id, student, why)
         print(plain(f"{student}: {notebook_id}.ipynb is not a readable notebook ({bounded(why, 300)}): recorded as "
                     "not graded (flagged, needs a manual grade) with its reason"), flush=True)
+    handmade = feedback_files(course, args.assignment)
+    if handmade:
+        print(f"{len(handmade)} submission(s) copied by hand: their autograded folders got the timestamp and secret "
+              "that nbgrader release_feedback reads", flush=True)
     # the class summary and exports of every notebook's results folder (all students, this run's and earlier)
     from instructor import class_summary, exports
 

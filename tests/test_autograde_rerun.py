@@ -48,3 +48,21 @@ def test_autograde_accepts_nbgraders_student_option_after_the_separator(tmp_path
         autograde.main(["gpt_lab", "--course", str(tmp_path), "--", "--student", "carol"])
     err = capsys.readouterr().err
     assert "no submission" in err and "carol" in err and "unrecognized" not in err
+
+
+def test_autograde_feedback_files_for_submissions_copied_by_hand(tmp_path):
+    nbgrader_utils = pytest.importorskip("nbgrader.utils")
+    for student in ("ana", "bo"):
+        (tmp_path / "submitted" / student / "gpt_lab").mkdir(parents=True)
+        (tmp_path / "submitted" / student / "gpt_lab" / "gpt_lab.ipynb").write_text("{}")
+        (tmp_path / "autograded" / student / "gpt_lab").mkdir(parents=True)
+    # bo came through nbgrader's exchange: his files are his own and stay untouched
+    (tmp_path / "autograded" / "bo" / "gpt_lab" / "timestamp.txt").write_text("2026-12-01 10:00:00.000000 UTC")
+    (tmp_path / "autograded" / "bo" / "gpt_lab" / "submission_secret.txt").write_text("bo's secret")
+    assert autograde.feedback_files(tmp_path, "gpt_lab") == ["ana"]
+    ana = tmp_path / "autograded" / "ana" / "gpt_lab"
+    assert nbgrader_utils.parse_utc((ana / "timestamp.txt").read_text()).year >= 2026
+    assert len((ana / "submission_secret.txt").read_text()) == 128
+    assert (tmp_path / "autograded" / "bo" / "gpt_lab" / "submission_secret.txt").read_text() == "bo's secret"
+    assert not (tmp_path / "submitted" / "ana" / "gpt_lab" / "timestamp.txt").exists()  # late penalties unchanged
+    assert autograde.feedback_files(tmp_path, "gpt_lab") == []
