@@ -110,12 +110,20 @@ def _known(key: tuple[str, str]) -> bool:
     return key in _CACHE
 
 
+_REFERENCES: dict[str, object] = {}
+
+
 def _reference(path: Path):
-    """A fresh reference, as each grading run loads it (``plugin.grading.Grading.reference``)."""
+    """The reference, loaded as a grading run loads it (``plugin.grading.Grading.reference``), once per
+    content in this process: a grading run shares one reference among all its checks, and the checks only
+    call it (the drift guard compares these grades with end-to-end runs, each with a reference of its own)."""
     from autograder.engine import load
     from autograder.engine.submission import LocalSubmission
 
-    return LocalSubmission.from_program(load.definitions_only(load.read_submission(path, trusted=True)))
+    key = _digest(path)
+    if key not in _REFERENCES:
+        _REFERENCES[key] = LocalSubmission.from_program(load.definitions_only(load.read_submission(path, trusted=True)))
+    return _REFERENCES[key]
 
 
 def _submission(path: Path):
