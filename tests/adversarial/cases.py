@@ -1249,7 +1249,9 @@ THREAD_BOMB = d("""
 
 MEMORY_ACROSS_CHILDREN = d("""
     import builtins, os, time
-    # three children of 2.3 GB each: each under the worker's 6 GiB per process, 6.9 GB together
+    # three children of 2.3 GB each: each under the worker's 6 GiB per process, 6.9 GB together. Each holds
+    # its memory once it has it (a child that exits early would free its share for the next one): what
+    # counts is what the children still alive hold together at the end
     kids = []
     for i in range(3):
         pid = os.fork()
@@ -1260,22 +1262,34 @@ MEMORY_ACROSS_CHILDREN = d("""
                     chunks.append(bytearray(b"x") * (100 << 20))
                     with open(f"gptlab-adv-mem-{i}", "w") as f:
                         f.write(str(k + 1))
+                time.sleep(60)
             finally:
                 os._exit(0)
         kids.append(pid)
+
+    def held(i):
+        try:
+            return int(open(f"gptlab-adv-mem-{i}").read() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    dead = set()
     end = time.monotonic() + 14
-    while time.monotonic() < end and any(os.waitpid(k, os.WNOHANG) == (0, 0) for k in kids):
+    while time.monotonic() < end:
+        for i, k in enumerate(kids):
+            if i not in dead and os.waitpid(k, os.WNOHANG) != (0, 0):
+                dead.add(i)  # stopped (the memory cap's OOM kill): it holds nothing now
+        if all(i in dead or held(i) == 23 for i in range(3)):
+            break
         time.sleep(0.2)
+    for i, k in enumerate(kids):  # the last word: who is still alive, holding its memory
+        if i not in dead and os.waitpid(k, os.WNOHANG) != (0, 0):
+            dead.add(i)
+    got = sum(held(i) for i in range(3) if i not in dead)
     for k in kids:
         try:
             os.kill(k, 9)
         except OSError:
-            pass
-    got = 0
-    for i in range(3):
-        try:
-            got += int(open(f"gptlab-adv-mem-{i}").read() or 0)
-        except (OSError, ValueError):
             pass
     print("held together (100 MB chunks):", got)
     builtins._gptlab_adv_learned = got * 100 > 6144
