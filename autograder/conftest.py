@@ -15,18 +15,11 @@ not at the root of the run).
     results      results.json, the exit status, and the report written whatever failed
 """
 
-# First of all: the worker's template (autograder/engine/worker_template.py) starts now and imports torch
-# while this process imports the plugin below (torch, hypothesis, the checks' helpers): started any later,
-# in pytest_configure, it would import only after this process had, and the worker would wait for it.
-from autograder.engine import worker_template
-
-worker_template.prepare()
-
-from autograder.plugin.options import pytest_addoption  # noqa: E402, F401
-from autograder.plugin.grading import pytest_configure  # noqa: E402, F401
-from autograder.plugin.collection import pytest_collection_modifyitems, pytest_collectreport  # noqa: E402, F401
-from autograder.plugin.fixtures import ref, sub  # noqa: E402, F401
-from autograder.plugin.rerun import pytest_pyfunc_call  # noqa: E402, F401
-from autograder.plugin.outcomes import pytest_runtest_makereport  # noqa: E402, F401
-from autograder.plugin.summary import pytest_terminal_summary  # noqa: E402, F401
-from autograder.plugin.results import pytest_internalerror, pytest_sessionfinish  # noqa: E402, F401
+from autograder.plugin.options import pytest_addoption  # noqa: F401
+from autograder.plugin.grading import pytest_configure  # noqa: F401
+from autograder.plugin.collection import pytest_collection_modifyitems, pytest_collectreport  # noqa: F401
+from autograder.plugin.fixtures import ref, sub  # noqa: F401
+from autograder.plugin.rerun import pytest_pyfunc_call  # noqa: F401
+from autograder.plugin.outcomes import pytest_runtest_makereport  # noqa: F401
+from autograder.plugin.summary import pytest_terminal_summary  # noqa: F401
+from autograder.plugin.results import pytest_internalerror, pytest_sessionfinish  # noqa: F401
